@@ -1,0 +1,47 @@
+"""Error types of the DCM core.
+
+Every error carries a message a person can act on: what was wrong, where
+(JSON path, host, node) and, when we know it, what would fix it.
+"""
+
+from __future__ import annotations
+
+
+class DcmError(Exception):
+    """Base class of every error the DCM core raises on purpose."""
+
+
+class SpecError(DcmError):
+    """A cluster spec failed validation; ``problems`` lists every finding."""
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f" {source}" if source else ""
+        if len(self.problems) == 1:
+            text = f"invalid cluster spec{where}: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            text = f"invalid cluster spec{where}, {len(self.problems)} problems:\n{lines}"
+        super().__init__(text)
+
+
+class ScheduleError(DcmError):
+    """No placement exists for a node; nothing was reserved."""
+
+    def __init__(self, message: str, node: str | None = None, plan: object | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+        self.plan = plan
+
+
+class UnitError(DcmError, ValueError):
+    """A CPU or memory quantity could not be parsed."""
+
+
+class StoreError(DcmError):
+    """The etcd state store could not be read or written."""
+
+
+class ReservationConflict(StoreError):
+    """The allocations changed between read and commit (retry: re-read and re-plan)."""

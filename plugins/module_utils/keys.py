@@ -1,0 +1,61 @@
+"""The etcd key layout of DCM (v3 API): the one place keys are spelled.
+
+``/dcm/hosts/<host>``        host record, written by its agent on a lease
+``/dcm/cordon/<host>``       present while the operator keeps the host cordoned
+``/dcm/clusters/<name>``     desired state of one cluster (spec, images, placement)
+``/dcm/status/<name>/<node>`` what the agent observes of one node
+``/dcm/leader``              the DCM master in charge (on its lease)
+"""
+
+from __future__ import annotations
+
+PREFIX = "/dcm/"
+HOSTS = PREFIX + "hosts/"
+CORDON = PREFIX + "cordon/"
+CLUSTERS = PREFIX + "clusters/"
+STATUS = PREFIX + "status/"
+LEADER = PREFIX + "leader"
+
+
+def host_key(host: str) -> str:
+    return HOSTS + host
+
+
+def cordon_key(host: str) -> str:
+    return CORDON + host
+
+
+def cluster_key(name: str) -> str:
+    return CLUSTERS + name
+
+
+def status_prefix(cluster: str) -> str:
+    return f"{STATUS}{cluster}/"
+
+
+def status_key(cluster: str, node: str) -> str:
+    return status_prefix(cluster) + node
+
+
+def name_from_key(prefix: str, key: str) -> str:
+    """``/dcm/hosts/h1`` -> ``h1`` for ``prefix`` ``/dcm/hosts/``."""
+    if not key.startswith(prefix):
+        raise ValueError(f"{key!r} is not under {prefix!r}")
+    return key[len(prefix):]
+
+
+def prefix_end(prefix: str) -> str:
+    """The etcd range end that covers every key starting with ``prefix``."""
+    data = prefix.encode("utf-8")
+    return (data[:-1] + bytes([data[-1] + 1])).decode("utf-8")
+
+
+def node_names(worker_count: int) -> list:
+    """Node names of a cluster: ``master``, ``driver``, ``worker-1`` ... (placement.workers[i] is ``worker-{i+1}``)."""
+    return ["master", "driver"] + [f"worker-{i}" for i in range(1, worker_count + 1)]
+
+
+def container_name(cluster: str, node: str) -> str:
+    """Container and host name of a node: ``spark-master-face``, ``spark-worker-face-3``."""
+    role, _, index = node.partition("-")
+    return f"spark-{role}-{cluster}" + (f"-{index}" if index else "")

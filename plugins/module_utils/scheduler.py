@@ -1,0 +1,304 @@
+"""The DCM scheduler (DCSpark paper, section 4.4): pure policy, no I/O.
+
+Capacity ``C``/``M`` of a host is what it can give to DCSpark nodes (its total
+minus the reserve for its own daemons); ``Σc``/``Σm`` is what DCSpark nodes
+already placed there request. CPUs are integer millicpus, memory bytes.
+
+1. Preselection: host h may take node n iff ``C - Σc >= c_n`` and ``M - Σm >= m_n``.
+2. Master, then driver: the feasible host with the lowest least-requested rate
+   (Eq. 2) ``Σc/C + Σm/M`` wins; ties go to fewer DCSpark nodes, then the name.
+   Usage is updated after each placement.
+3. Workers: ``v = floor(min(Cr/Cw, Mr/Mw))`` per host (Eq. 3); hosts sorted by
+   ``v`` descending (ties: hosts already holding this cluster first, then the
+   name) are filled one after another, so the cluster spans as few hosts as
+   possible.
+4. All or nothing: when a node does not fit, :class:`ScheduleError` says which
+   node and what the best host had left; the caller reserves nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from .errors import ScheduleError
+from .units import format_cpus, format_memory, human_bytes
+
+ROLES = ("master", "driver", "worker")
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host as the scheduler sees it."""
+
+    name: str
+    cpus: int  # allocatable millicpus, C
+    memory: int  # allocatable bytes, M
+    requested_cpus: int = 0  # Σc of DCSpark nodes already there, millicpus
+    requested_memory: int = 0  # Σm, bytes
+    nodes: int = 0  # number of DCSpark nodes already there
+    clusters: frozenset = frozenset()  # names of clusters with a node there
+    live: bool = True  # the agent's lease is present
+    cordoned: bool = False
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one node of a role asks for."""
+
+    cpus: int  # millicpus
+    memory: int  # bytes
+
+    def describe(self) -> str:
+        return f"{_cpus_text(self.cpus)}, {format_memory(self.memory)}"
+
+
+@dataclass
+class HostScore:
+    """The scheduler's view of one host in a plan: scores and why it was chosen or excluded."""
+
+    name: str
+    cpus: int
+    memory: int
+    requested_cpus: int
+    requested_memory: int
+    excluded: str | None = None  # why the host was not a candidate at all
+    rates: dict = field(default_factory=dict)  # role -> Eq. 2 rate when that role was placed
+    infeasible: dict = field(default_factory=dict)  # role -> what it lacked (preselection)
+    worker_slots: int | None = None  # Eq. 3 v, after master and driver were placed
+    placed: list = field(default_factory=list)  # node names placed here by this plan
+
+    def to_dict(self) -> dict:
+        if self.excluded:
+            status = "excluded"
+        elif self.placed:
+            status = "chosen"
+        else:
+            status = "candidate"
+        reasons = []
+        if self.excluded:
+            reasons.append(self.excluded)
+        for role, lack in self.infeasible.items():
+            reasons.append(f"{role} does not fit: {lack}")
+        return {
+            "name": self.name,
+            "status": status,
+            "cpus": format_cpus(self.cpus),
+            "memory": self.memory,
+            "requested_cpus": format_cpus(self.requested_cpus),
+            "requested_memory": self.requested_memory,
+            "rates": {role: round(rate, 6) for role, rate in self.rates.items()},
+            "worker_slots": self.worker_slots,
+            "placed": list(self.placed),
+            "reasons": reasons,
+        }
+
+
+@dataclass
+class Plan:
+    """A complete placement of one cluster."""
+
+    cluster: str
+    master: str
+    driver: str
+    workers: list
+    hosts: list  # HostScore, in input order
+
+    @property
+    def placement(self) -> dict:
+        return {"master": self.master, "driver": self.driver, "workers": list(self.workers)}
+
+    def usage(self, requests: dict) -> dict:
+        """Resources this plan reserves per host: ``{host: (millicpus, bytes, nodes)}``."""
+        totals: dict = {}
+        for role, host in (("master", self.master), ("driver", self.driver)):
+            _add_usage(totals, host, requests[role])
+        for host in self.workers:
+            _add_usage(totals, host, requests["worker"])
+        return totals
+
+    def to_dict(self) -> dict:
+        return {
+            "cluster": self.cluster,
+            "placement": self.placement,
+            "hosts_used": sorted(set([self.master, self.driver, *self.workers])),
+            "hosts": [score.to_dict() for score in self.hosts],
+        }
+
+
+def _add_usage(totals: dict, host: str, request: Request) -> None:
+    cpus, memory, nodes = totals.get(host, (0, 0, 0))
+    totals[host] = (cpus + request.cpus, memory + request.memory, nodes + 1)
+
+
+def least_requested_rate(cpus: int, memory: int, requested_cpus: int, requested_memory: int) -> float:
+    """Eq. 2 of the paper: ``Σc/C + Σm/M`` (lower is better)."""
+    return requested_cpus / cpus + requested_memory / memory
+
+
+def worker_slots(free_cpus: int, free_memory: int, request: Request) -> int:
+    """Eq. 3 of the paper, floored: how many workers of ``request`` fit in what is left."""
+    if free_cpus < 0 or free_memory < 0:
+        return 0
+    by_cpu = free_cpus // request.cpus if request.cpus else None
+    by_memory = free_memory // request.memory if request.memory else None
+    options = [v for v in (by_cpu, by_memory) if v is not None]
+    return int(min(options)) if options else 0
+
+
+def _cpus_text(millicpus: int) -> str:
+    cpus = format_cpus(millicpus)
+    return f"{cpus} CPU{'' if cpus == 1 else 's'}"
+
+
+def _free(cpus: int, memory: int) -> str:
+    return f"{_cpus_text(cpus)} and {human_bytes(memory)} free"
+
+
+def _lack(free_cpus: int, free_memory: int, request: Request) -> str:
+    parts = []
+    if free_cpus < request.cpus:
+        parts.append(f"CPU {format_cpus(max(free_cpus, 0))} free < {format_cpus(request.cpus)} requested")
+    if free_memory < request.memory:
+        parts.append(f"memory {human_bytes(max(free_memory, 0))} free < {human_bytes(request.memory)} requested")
+    return ", ".join(parts)
+
+
+class _State:
+    """Mutable usage of every candidate host while one plan is computed."""
+
+    def __init__(self, cluster: str, hosts: Sequence[Host]) -> None:
+        self.cluster = cluster
+        self.scores: list[HostScore] = []
+        self.candidates: list[int] = []
+        self.used_cpus: list[int] = []
+        self.used_memory: list[int] = []
+        self.nodes: list[int] = []
+        self.holds_cluster: list[bool] = []
+        seen: set = set()
+        for host in hosts:
+            if host.name in seen:
+                raise ScheduleError(f"host {host.name!r} is listed twice; host names must be unique")
+            seen.add(host.name)
+            score = HostScore(host.name, host.cpus, host.memory, host.requested_cpus, host.requested_memory)
+            if not host.live:
+                score.excluded = "not live: its DCM agent holds no lease"
+            elif host.cordoned:
+                score.excluded = "cordoned"
+            elif host.cpus <= 0 or host.memory <= 0:
+                score.excluded = "no allocatable CPU or memory"
+            else:
+                self.candidates.append(len(self.scores))
+            self.scores.append(score)
+            self.used_cpus.append(host.requested_cpus)
+            self.used_memory.append(host.requested_memory)
+            self.nodes.append(host.nodes)
+            self.holds_cluster.append(cluster in host.clusters)
+
+    def free(self, index: int) -> tuple:
+        score = self.scores[index]
+        return score.cpus - self.used_cpus[index], score.memory - self.used_memory[index]
+
+    def place(self, index: int, node: str, request: Request) -> None:
+        self.used_cpus[index] += request.cpus
+        self.used_memory[index] += request.memory
+        self.nodes[index] += 1
+        self.holds_cluster[index] = True
+        self.scores[index].placed.append(node)
+
+    def best_left(self, request: Request) -> str:
+        """The candidate that comes closest to fitting ``request``, and what it has left."""
+        if not self.candidates:
+            excluded = [s for s in self.scores if s.excluded]
+            if not self.scores:
+                return "the pool has no hosts"
+            summary = ", ".join(f"{s.name}: {s.excluded}" for s in excluded[:5])
+            more = f" and {len(excluded) - 5} more" if len(excluded) > 5 else ""
+            return f"no host is a candidate ({summary}{more})"
+
+        def closeness(index: int) -> tuple:
+            free_cpus, free_memory = self.free(index)
+            fraction = min(free_cpus / request.cpus if request.cpus else 1.0,
+                           free_memory / request.memory if request.memory else 1.0)
+            return (fraction, free_cpus, free_memory)
+
+        best = max(self.candidates, key=closeness)
+        free_cpus, free_memory = self.free(best)
+        text = f"the best host, {self.scores[best].name}, has {_free(max(free_cpus, 0), max(free_memory, 0))}"
+        excluded = sum(1 for s in self.scores if s.excluded)
+        if excluded:
+            text += f" ({excluded} host{'s' if excluded != 1 else ''} excluded: not live or cordoned)"
+        return text
+
+
+def _place_one(state: _State, role: str, request: Request) -> int:
+    """Preselection then Eq. 2 for a single master or driver node."""
+    best_index = -1
+    best_key: tuple | None = None
+    for index in state.candidates:
+        free_cpus, free_memory = state.free(index)
+        score = state.scores[index]
+        if free_cpus < request.cpus or free_memory < request.memory:
+            score.infeasible[role] = _lack(free_cpus, free_memory, request)
+            continue
+        rate = least_requested_rate(score.cpus, score.memory, state.used_cpus[index], state.used_memory[index])
+        score.rates[role] = rate
+        key = (rate, state.nodes[index], score.name)
+        if best_key is None or key < best_key:
+            best_key, best_index = key, index
+    if best_index < 0:
+        raise ScheduleError(
+            f"cluster {state.cluster}: the {role} ({request.describe()}) fits on no host: {state.best_left(request)}",
+            node=role,
+        )
+    state.place(best_index, role, request)
+    return best_index
+
+
+def _place_workers(state: _State, count: int, request: Request) -> list:
+    slots = []
+    for index in state.candidates:
+        free_cpus, free_memory = state.free(index)
+        v = worker_slots(free_cpus, free_memory, request)
+        state.scores[index].worker_slots = v
+        if v == 0:
+            state.scores[index].infeasible["worker"] = _lack(free_cpus, free_memory, request)
+        else:
+            slots.append((-v, not state.holds_cluster[index], state.scores[index].name, index, v))
+    slots.sort()
+    placed: list = []
+    for _neg_v, _new, _name, index, v in slots:
+        take = min(v, count - len(placed))
+        for _ in range(take):
+            placed.append(index)
+            state.place(index, f"worker-{len(placed)}", request)
+        if len(placed) == count:
+            break
+    if len(placed) < count:
+        fitted = len(placed)
+        raise ScheduleError(
+            f"cluster {state.cluster}: worker {fitted + 1} of {count} ({request.describe()}) fits on no host; "
+            f"{fitted} worker{'s' if fitted != 1 else ''} fit after the master and driver, and "
+            f"{state.best_left(request)}",
+            node=f"worker-{fitted + 1}",
+        )
+    return [state.scores[index].name for index in placed]
+
+
+def schedule(cluster: str, requests: dict, count: int, hosts: Iterable[Host]) -> Plan:
+    """Place ``cluster``'s master, driver and ``count`` workers on ``hosts``, or raise :class:`ScheduleError`.
+
+    ``requests`` maps each role of :data:`ROLES` to a :class:`Request`. Nothing
+    here reserves anything: the caller commits the returned plan (atomically).
+    """
+    if count < 1:
+        raise ScheduleError(f"cluster {cluster}: worker count must be >= 1, got {count}", node="worker")
+    state = _State(cluster, list(hosts))
+    try:
+        master = _place_one(state, "master", requests["master"])
+        driver = _place_one(state, "driver", requests["driver"])
+        workers = _place_workers(state, count, requests["worker"])
+    except ScheduleError as exc:
+        exc.plan = [score.to_dict() for score in state.scores]
+        raise
+    return Plan(cluster, state.scores[master].name, state.scores[driver].name, workers, state.scores)

@@ -1,0 +1,312 @@
+"""Validate and normalize cluster specs: the one place a spec is understood.
+
+``normalize_spec`` takes the decoded JSON and returns the normalized spec:
+every default filled in, memory in bytes, CPUs as numbers, Spark properties as
+strings. Every problem is reported at once, each naming its JSON path and the
+rule it breaks (``worker.count: must be >= 1, got 0``).
+
+The structural rules live in :mod:`spec_schema` (a JSON Schema); this module
+walks that schema itself, so no third-party validator is needed on the hosts
+that run the modules, then adds the checks JSON Schema cannot express.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from typing import Any
+
+from .errors import SpecError, UnitError
+from .spec_schema import SCHEMA
+from .units import format_cpus, parse_cpus, parse_memory
+
+_TYPE_NAMES = {
+    "object": "an object",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+# Set by DCM for every cluster; a spec may not weaken or override them.
+MANAGED_SPARK_CONF = {
+    "spark.authenticate": "Spark authentication is always on",
+    "spark.authenticate.secret": "DCM generates a random secret per cluster",
+    "spark.network.crypto.enabled": "RPC encryption is always on",
+    "spark.master.rest.enabled": "the REST submission server is always off",
+    "spark.master": "DCM points applications at the cluster's own master",
+}
+
+MIN_MEMORY = {"master": 256 << 20, "driver": 512 << 20, "worker": 512 << 20}
+
+_SPARK_SIZE_RE = re.compile(r"^([0-9]+)([kmgtp]?)b?$", re.IGNORECASE)
+_SPARK_SIZE_UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _is_type(value: Any, name: str) -> bool:
+    actual = _json_type(value)
+    if name == "number":
+        return actual in ("integer", "number")
+    if name == "integer" and actual == "number":
+        return float(value).is_integer()
+    return actual == name
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if _json_type(value) in _TYPE_NAMES else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def join_path(path: str, key: object) -> str:
+    """JSON path of ``key`` below ``path``: ``worker.count``, ``apt_packages[2]``, ``spark_conf['a.b']``."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    key = str(key)
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]" if path else f"[{json.dumps(key)}]"
+
+
+def _where(path: str) -> str:
+    return path or "(root)"
+
+
+def validate_schema(value: Any, schema: dict, path: str = "") -> list[str]:
+    """Problems of ``value`` against the JSON Schema subset used by :data:`SCHEMA`."""
+    problems: list[str] = []
+    types = schema.get("type")
+    if types is not None:
+        allowed = [types] if isinstance(types, str) else list(types)
+        if not any(_is_type(value, t) for t in allowed):
+            wanted = " or ".join(_TYPE_NAMES[t] for t in allowed)
+            return [f"{_where(path)}: must be {wanted}, got {_TYPE_NAMES.get(_json_type(value), _json_type(value))} {_show(value)}"]
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{_where(path)}: must be one of {', '.join(map(_show, schema['enum']))}, got {_show(value)}")
+
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            problems.append(f"{_where(path)}: must not be empty" if schema["minLength"] == 1
+                            else f"{_where(path)}: must be at least {schema['minLength']} characters")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            problems.append(f"{_where(path)}: must be at most {schema['maxLength']} characters, got {len(value)}")
+        if "pattern" in schema and value and not re.search(schema["pattern"], value):
+            rule = schema.get("x-rule", f"must match {schema['pattern']}")
+            problems.append(f"{_where(path)}: {rule}, got {_show(value)}")
+
+    if _json_type(value) in ("integer", "number"):
+        if "minimum" in schema and value < schema["minimum"]:
+            problems.append(f"{_where(path)}: must be >= {schema['minimum']}, got {_show(value)}")
+        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            problems.append(f"{_where(path)}: must be > {schema['exclusiveMinimum']}, got {_show(value)}")
+        if "maximum" in schema and value > schema["maximum"]:
+            problems.append(f"{_where(path)}: must be <= {schema['maximum']}, got {_show(value)}")
+
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            problems.append(f"{_where(path)}: must have at least {schema['minItems']} items")
+        if schema.get("uniqueItems"):
+            seen: list[Any] = []
+            for index, item in enumerate(value):
+                if item in seen:
+                    problems.append(f"{join_path(path, index)}: duplicate of an earlier item {_show(item)}")
+                seen.append(item)
+        if "items" in schema:
+            for index, item in enumerate(value):
+                problems.extend(validate_schema(item, schema["items"], join_path(path, index)))
+
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        for key in schema.get("required", []):
+            if key not in value:
+                problems.append(f"{join_path(path, key)}: is required")
+        names = schema.get("propertyNames")
+        additional = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            child = join_path(path, key)
+            if names is not None:
+                name_problems = validate_schema(key, names, "")
+                if name_problems:
+                    rule = names.get("x-rule", "is not an allowed name")
+                    problems.append(f"{child}: key {rule}")
+                    continue
+            if key in properties:
+                problems.extend(validate_schema(item, properties[key], child))
+            elif additional is False:
+                allowed_keys = ", ".join(properties) or "none"
+                problems.append(f"{child}: unknown key (allowed here: {allowed_keys})")
+            elif isinstance(additional, dict):
+                problems.extend(validate_schema(item, additional, child))
+    return problems
+
+
+def _fill_defaults(value: Any, schema: dict) -> Any:
+    """Copy of a schema-valid ``value`` with every missing defaulted property filled in."""
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        result = {}
+        for key, sub in properties.items():
+            if key in value:
+                result[key] = _fill_defaults(value[key], sub)
+            elif "default" in sub:
+                result[key] = _fill_defaults(copy.deepcopy(sub["default"]), sub)
+        additional = schema.get("additionalProperties")
+        for key, item in value.items():
+            if key not in properties:
+                result[key] = _fill_defaults(item, additional) if isinstance(additional, dict) else item
+        return result
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_fill_defaults(item, schema["items"]) for item in value]
+    return value
+
+
+def _spark_size(value: str) -> int | None:
+    match = _SPARK_SIZE_RE.match(str(value).strip())
+    if not match:
+        return None
+    return int(match.group(1)) * _SPARK_SIZE_UNITS[match.group(2).lower()]
+
+
+def _spark_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _semantic_problems(spec: dict) -> list[str]:
+    """Rules across fields that JSON Schema cannot state (run on the defaulted spec)."""
+    problems: list[str] = []
+    for role, minimum in MIN_MEMORY.items():
+        memory = spec[role]["memory"]
+        try:
+            size = parse_memory(memory)
+        except UnitError as exc:  # pragma: no cover - the schema pattern rejects these first
+            problems.append(f"{role}.memory: {exc}")
+            continue
+        if size < minimum:
+            problems.append(f"{role}.memory: must be at least {minimum >> 20}m for a Spark JVM, got {_show(memory)}")
+    for role in ("master", "driver"):
+        try:
+            parse_cpus(spec[role]["cpus"])
+        except UnitError as exc:
+            problems.append(f"{role}.cpus: {exc}")
+
+    conf = spec["spark_conf"]
+    for key, why in MANAGED_SPARK_CONF.items():
+        if key in conf:
+            problems.append(f"{join_path('spark_conf', key)}: is managed by DCM ({why}); remove it from the spec")
+    limits = (
+        ("spark.executor.memory", "worker", "memory"),
+        ("spark.driver.memory", "driver", "memory"),
+    )
+    for key, role, field in limits:
+        if key in conf:
+            size = _spark_size(_spark_value(conf[key]))
+            if size is None:
+                problems.append(f"{join_path('spark_conf', key)}: must be a Spark size like '3g', got {_show(conf[key])}")
+            elif size > parse_memory(spec[role][field]):
+                problems.append(
+                    f"{join_path('spark_conf', key)}: {conf[key]} exceeds {role}.{field} "
+                    f"{spec[role][field]}; lower it or raise {role}.{field}"
+                )
+    if "spark.executor.cores" in conf:
+        cores = _spark_value(conf["spark.executor.cores"])
+        if not cores.isdigit() or int(cores) < 1:
+            problems.append(f"{join_path('spark_conf', 'spark.executor.cores')}: must be a whole number >= 1, got {_show(conf['spark.executor.cores'])}")
+        elif int(cores) > spec["worker"]["cpus"]:
+            problems.append(
+                f"{join_path('spark_conf', 'spark.executor.cores')}: {cores} exceeds worker.cpus "
+                f"{spec['worker']['cpus']}; no executor could ever start"
+            )
+
+    runtime = spec["runtime"]
+    for index, line in enumerate(runtime["dockerfile"]):
+        word = line.strip().split(None, 1)[0].upper() if line.strip() else ""
+        if word == "FROM":
+            problems.append(
+                f"runtime.dockerfile[{index}]: FROM is not allowed; the runtime layer starts from runtime.base_image"
+            )
+        elif word in ("ENTRYPOINT", "CMD", "USER"):
+            problems.append(
+                f"runtime.dockerfile[{index}]: {word} is not allowed; DCM sets it on the master/worker/driver images"
+            )
+    app_dir = runtime["app_dir"]
+    if app_dir is not None and (app_dir.startswith("/") or ".." in app_dir.split("/")):
+        problems.append(f"runtime.app_dir: must be a relative path inside the spec's folder (no '/' prefix, no '..'), got {_show(app_dir)}")
+    if spec["app"] is not None and app_dir is None:
+        problems.append("app: needs runtime.app_dir, the folder holding app.main")
+    if spec["app"] is not None and spec["app"]["main"].endswith(".jar") and "class" not in spec["app"]:
+        problems.append("app.class: is required when app.main is a .jar")
+    return problems
+
+
+def normalize_spec(raw: Any, source: str | None = None) -> dict:
+    """Validate ``raw`` (decoded JSON) and return the normalized spec, or raise :class:`SpecError`."""
+    problems = validate_schema(raw, SCHEMA)
+    if problems:
+        raise SpecError(problems, source)
+    spec = _fill_defaults(raw, SCHEMA)
+    problems = _semantic_problems(spec)
+    if problems:
+        raise SpecError(problems, source)
+    for role in ("master", "driver", "worker"):
+        spec[role]["memory"] = parse_memory(spec[role]["memory"])
+        spec[role]["cpus"] = format_cpus(parse_cpus(spec[role]["cpus"]))
+    spec["spark_conf"] = {key: _spark_value(value) for key, value in sorted(spec["spark_conf"].items())}
+    spec["runtime"]["env"] = dict(sorted(spec["runtime"]["env"].items()))
+    return spec
+
+
+def parse_spec_text(text: str, source: str | None = None) -> dict:
+    """Decode JSON text and normalize it; a JSON syntax error names line and column."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError([f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"], source) from None
+    return normalize_spec(raw, source)
+
+
+def load_spec_file(path: str) -> dict:
+    """Read, validate and normalize the spec at ``path``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise SpecError([f"cannot read the spec file: {exc.strerror}"], path) from None
+    return parse_spec_text(text, path)
+
+
+def canonical_json(value: Any) -> str:
+    """The byte-stable JSON form hashes are computed over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def spec_hash(spec: dict) -> str:
+    """Content hash (sha256 hex) of a normalized spec."""
+    return hashlib.sha256(canonical_json(spec).encode("utf-8")).hexdigest()
+
+
+def node_requests(spec: dict) -> dict:
+    """Resource request of each role of a normalized spec: ``{role: (millicpus, bytes)}``."""
+    return {role: (parse_cpus(spec[role]["cpus"]), int(spec[role]["memory"])) for role in ("master", "driver", "worker")}

@@ -1,0 +1,193 @@
+"""The JSON Schema of a DCSpark cluster spec: the single source of truth.
+
+``schemas/cluster-spec.schema.json`` in the repository is generated from this
+dict (``make schema``; a unit test fails when the two differ), so that editors
+and CI systems can validate specs without Python. ``x-rule`` is an annotation
+(ignored by JSON Schema validators) holding the sentence our own validator
+prints when a ``pattern`` does not match.
+"""
+
+from __future__ import annotations
+
+from .units import MEMORY_PATTERN
+
+SCHEMA_ID = "urn:dcspark:cluster-spec:v1"
+
+# Room for the derived container names (spark-worker-<name>-<index>) in a 63-character hostname.
+NAME_MAX_LENGTH = 40
+
+DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
+DEFAULT_JAVA_PACKAGE = "openjdk-17-jre-headless"
+
+_MEMORY = {
+    "type": ["string", "integer"],
+    "pattern": MEMORY_PATTERN,
+    "minimum": 1,
+    "x-rule": "must be a whole number with an optional k/m/g/t suffix (binary units), like '4g' or '512m'",
+    "description": "Memory: bytes as an integer, or a string with a k/m/g/t suffix (binary units).",
+}
+
+
+def _node(description: str, cpus_default: int, memory_default: str) -> dict:
+    return {
+        "type": "object",
+        "description": description,
+        "default": {},
+        "additionalProperties": False,
+        "properties": {
+            "cpus": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": 1024,
+                "default": cpus_default,
+                "description": "CPUs reserved and enforced as the container's CPU limit (fractions allowed).",
+            },
+            "memory": dict(_MEMORY, default=memory_default),
+        },
+    }
+
+
+SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": SCHEMA_ID,
+    "title": "DCSpark cluster spec",
+    "description": "One isolated Spark standalone cluster and the runtime environment its images are built from.",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "runtime", "worker"],
+    "properties": {
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": NAME_MAX_LENGTH,
+            "pattern": "^[a-z]([-a-z0-9]*[a-z0-9])?$",
+            "x-rule": "must be a DNS label: lowercase letters, digits and '-', starting with a letter "
+            "and not ending with '-'",
+            "description": "Cluster name; names its containers, hostnames, network and etcd record.",
+        },
+        "runtime": {
+            "type": "object",
+            "description": "The runtime environment baked into the cluster's images.",
+            "additionalProperties": False,
+            "required": ["spark_version"],
+            "properties": {
+                "base_image": {
+                    "type": "string",
+                    "minLength": 1,
+                    "pattern": "^[a-z0-9][a-z0-9._/:@-]*$",
+                    "x-rule": "must be a Docker image reference like 'debian:bookworm-slim'",
+                    "default": DEFAULT_BASE_IMAGE,
+                    "description": "Debian-based image the runtime layer starts from.",
+                },
+                "spark_version": {
+                    "type": "string",
+                    "pattern": "^[0-9]+\\.[0-9]+\\.[0-9]+$",
+                    "x-rule": "must be a Spark release like '4.0.1'",
+                    "description": "Apache Spark version (installed from the pyspark wheel of that version).",
+                },
+                "java_package": {
+                    "type": "string",
+                    "pattern": "^[a-z0-9][a-z0-9+.-]*$",
+                    "x-rule": "must be a Debian package name like 'openjdk-17-jre-headless'",
+                    "default": DEFAULT_JAVA_PACKAGE,
+                    "description": "Debian package providing the Java runtime.",
+                },
+                "apt_packages": {
+                    "type": "array",
+                    "default": [],
+                    "uniqueItems": True,
+                    "items": {
+                        "type": "string",
+                        "pattern": "^[a-z0-9][a-z0-9+.-]*(=[A-Za-z0-9.+:~-]+)?$",
+                        "x-rule": "must be a Debian package name, optionally pinned as 'name=version'",
+                    },
+                    "description": "Debian packages (native libraries) installed into the runtime layer.",
+                },
+                "pip_packages": {
+                    "type": "array",
+                    "default": [],
+                    "uniqueItems": True,
+                    "items": {
+                        "type": "string",
+                        "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*(\\[[A-Za-z0-9._,-]+\\])?"
+                        "((==|>=|<=|~=|!=|>|<)[A-Za-z0-9.*+!-]+(,(==|>=|<=|~=|!=|>|<)[A-Za-z0-9.*+!-]+)*)?$",
+                        "x-rule": "must be a PyPI requirement like 'numpy==2.1.3' (no options, URLs or spaces)",
+                    },
+                    "description": "Python packages installed into the runtime's virtualenv.",
+                },
+                "env": {
+                    "type": "object",
+                    "default": {},
+                    "propertyNames": {
+                        "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                        "x-rule": "must be an environment variable name (letters, digits, '_')",
+                    },
+                    "additionalProperties": {"type": "string"},
+                    "description": "Environment variables of every container of the cluster.",
+                },
+                "dockerfile": {
+                    "type": "array",
+                    "default": [],
+                    "items": {"type": "string", "minLength": 1},
+                    "description": "Extra Dockerfile instructions appended to the runtime layer.",
+                },
+                "app_dir": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "minLength": 1,
+                    "description": "Folder, relative to the spec file, copied into the images as the application.",
+                },
+            },
+        },
+        "master": _node("The Spark master container.", 1, "1g"),
+        "driver": _node("The driver container (runs spark-submit of the app).", 1, "1g"),
+        "worker": {
+            "type": "object",
+            "description": "The Spark worker containers.",
+            "additionalProperties": False,
+            "required": ["count"],
+            "properties": {
+                "cpus": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 1024,
+                    "default": 1,
+                    "description": "Cores of one worker (whole CPUs: Spark counts cores).",
+                },
+                "memory": dict(_MEMORY, default="1g"),
+                "count": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Number of workers."},
+            },
+        },
+        "spark_conf": {
+            "type": "object",
+            "default": {},
+            "propertyNames": {
+                "pattern": "^spark\\.[A-Za-z0-9._-]+$",
+                "x-rule": "must be a Spark property name starting with 'spark.'",
+            },
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+            "description": "Spark properties for the cluster's applications (spark-defaults.conf).",
+        },
+        "app": {
+            "type": ["object", "null"],
+            "default": None,
+            "additionalProperties": False,
+            "required": ["main"],
+            "properties": {
+                "main": {
+                    "type": "string",
+                    "pattern": "^[^/].*\\.(py|jar)$",
+                    "x-rule": "must be a .py or .jar file relative to runtime.app_dir",
+                },
+                "args": {"type": "array", "default": [], "items": {"type": "string"}},
+                "class": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z_][A-Za-z0-9_.$]*$",
+                    "x-rule": "must be a Java class name",
+                    "description": "Main class, for a .jar app.",
+                },
+            },
+            "description": "The application the driver runs after the cluster is up.",
+        },
+    },
+}

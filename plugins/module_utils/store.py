@@ -1,0 +1,266 @@
+"""DCM state in etcd: the pool, cluster records and atomic reservations.
+
+Pure helpers (``pool_hosts``, ``cluster_record``) turn records into scheduler
+input and back; :class:`DcmStore` is the only code that reads and writes the
+``/dcm/`` keyspace.
+
+Reservation is optimistic: read hosts and clusters at one revision R, plan,
+then write the cluster record in one transaction guarded by "no key under
+``/dcm/clusters/`` was modified after R". If another deploy committed in
+between, the transaction fails and we re-read and re-plan. Deletions free
+capacity, so they cannot make a plan overcommit and need no guard.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from . import keys
+from .errors import ReservationConflict, StoreError
+from .etcd import EtcdClient, cmp_mod_revision, cmp_mod_revision_below, op_delete, op_put
+from .scheduler import Host, Plan, Request, schedule
+from .spec import canonical_json, node_requests, spec_hash
+from .units import parse_cpus, parse_memory
+
+
+def cluster_usage(record: dict) -> dict:
+    """Resources a cluster record reserves per host: ``{host: (millicpus, bytes, nodes)}``."""
+    requests = node_requests(record["spec"])
+    placement = record.get("placement") or {}
+    totals: dict = {}
+    for role, host in (("master", placement.get("master")), ("driver", placement.get("driver"))):
+        if host:
+            _add(totals, host, requests[role])
+    for host in placement.get("workers", []):
+        _add(totals, host, requests["worker"])
+    return totals
+
+
+def _add(totals: dict, host: str, request: tuple) -> None:
+    cpus, memory, nodes = totals.get(host, (0, 0, 0))
+    totals[host] = (cpus + request[0], memory + request[1], nodes + 1)
+
+
+def requests_of(spec: dict) -> dict:
+    return {role: Request(*value) for role, value in node_requests(spec).items()}
+
+
+def host_capacity(record: dict) -> tuple:
+    """Allocatable ``(millicpus, bytes)`` of a host record (total minus the agent's reserve)."""
+    allocatable = record.get("allocatable") or record
+    return parse_cpus(allocatable["cpus"]), parse_memory(allocatable["memory"])
+
+
+def pool_hosts(
+    host_records: dict,
+    cluster_records: Iterable[dict],
+    cordoned: Iterable[str] = (),
+    exclude_cluster: str | None = None,
+) -> list:
+    """Scheduler input from etcd records; ``exclude_cluster``'s own reservation is not counted.
+
+    Hosts that only appear in a placement (their agent lost its lease) are
+    listed as not live, so the plan says why they were not used.
+    """
+    cordoned = set(cordoned)
+    usage: dict = {}
+    members: dict = {}
+    for record in cluster_records:
+        if record["name"] == exclude_cluster:
+            continue
+        for host, (cpus, memory, nodes) in cluster_usage(record).items():
+            total = usage.get(host, (0, 0, 0))
+            usage[host] = (total[0] + cpus, total[1] + memory, total[2] + nodes)
+            members.setdefault(host, set()).add(record["name"])
+    hosts = []
+    for name in sorted(set(host_records) | set(usage)):
+        cpus, memory, nodes = usage.get(name, (0, 0, 0))
+        record = host_records.get(name)
+        capacity = host_capacity(record) if record else (0, 0)
+        hosts.append(Host(
+            name=name, cpus=capacity[0], memory=capacity[1], requested_cpus=cpus, requested_memory=memory,
+            nodes=nodes, clusters=frozenset(members.get(name, ())), live=record is not None,
+            cordoned=name in cordoned,
+        ))
+    return hosts
+
+
+def what_if_hosts(entries: Iterable[dict]) -> list:
+    """Scheduler input from ``{name, cpus, memory, requested_cpus, requested_memory}`` dicts."""
+    hosts = []
+    for entry in entries:
+        hosts.append(Host(
+            name=str(entry["name"]),
+            cpus=parse_cpus(entry["cpus"]),
+            memory=parse_memory(entry["memory"]),
+            requested_cpus=parse_cpus(entry.get("requested_cpus") or 0),
+            requested_memory=parse_memory(entry.get("requested_memory") or 0),
+            nodes=int(entry.get("nodes") or 0),
+            clusters=frozenset(entry.get("clusters") or ()),
+            live=bool(entry.get("live", True)),
+            cordoned=bool(entry.get("cordoned", False)),
+        ))
+    return hosts
+
+
+def plan_cluster(spec: dict, hosts: list) -> Plan:
+    return schedule(spec["name"], requests_of(spec), spec["worker"]["count"], hosts)
+
+
+def cluster_record(
+    spec: dict,
+    placement: dict,
+    images: dict | None,
+    previous: dict | None,
+    deployed_by: str | None,
+    now: float,
+) -> dict:
+    """The record ``/dcm/clusters/<name>`` holds for a new generation."""
+    return {
+        "name": spec["name"],
+        "spec": spec,
+        "spec_hash": spec_hash(spec),
+        "images": dict(images or {}),
+        "placement": placement,
+        "generation": (previous or {}).get("generation", 0) + 1,
+        "desired_state": "running",
+        "deployed_by": deployed_by,
+        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+    }
+
+
+def record_unchanged(previous: dict | None, spec: dict, images: dict | None) -> bool:
+    """True when ``previous`` already is this spec with these images (no new generation)."""
+    if not previous:
+        return False
+    if previous.get("spec_hash") != spec_hash(spec):
+        return False
+    return images is None or dict(images) == previous.get("images", {})
+
+
+@dataclass
+class Snapshot:
+    """Hosts, cordons and clusters read at one etcd revision."""
+
+    revision: int
+    hosts: dict = field(default_factory=dict)
+    cordoned: set = field(default_factory=set)
+    clusters: dict = field(default_factory=dict)
+
+    def pool(self, exclude_cluster: str | None = None) -> list:
+        return pool_hosts(self.hosts, self.clusters.values(), self.cordoned, exclude_cluster)
+
+
+@dataclass
+class Reservation:
+    record: dict
+    changed: bool
+    attempts: int
+    plan: Plan | None = None
+    previous: dict | None = None
+
+
+class DcmStore:
+    """Reads and writes the ``/dcm/`` keyspace."""
+
+    def __init__(self, client: EtcdClient) -> None:
+        self.client = client
+
+    def snapshot(self) -> Snapshot:
+        host_kvs, revision = self.client.get_prefix(keys.HOSTS)
+        cordon_kvs, _ = self.client.get_prefix(keys.CORDON, revision=revision)
+        cluster_kvs, _ = self.client.get_prefix(keys.CLUSTERS, revision=revision)
+        snap = Snapshot(revision=revision)
+        for kv in host_kvs:
+            snap.hosts[keys.name_from_key(keys.HOSTS, kv.key)] = _load(kv.key, kv.value)
+        snap.cordoned = {keys.name_from_key(keys.CORDON, kv.key) for kv in cordon_kvs}
+        for kv in cluster_kvs:
+            snap.clusters[keys.name_from_key(keys.CLUSTERS, kv.key)] = _load(kv.key, kv.value)
+        return snap
+
+    def get_cluster(self, name: str) -> dict | None:
+        kv = self.client.get(keys.cluster_key(name))
+        return _load(kv.key, kv.value) if kv else None
+
+    def reserve(
+        self,
+        spec: dict,
+        images: dict | None = None,
+        deployed_by: str | None = None,
+        attempts: int = 20,
+        check_mode: bool = False,
+    ) -> Reservation:
+        """Plan ``spec`` against the live pool and commit its record atomically.
+
+        Re-reads and re-plans when another writer got in first; raises
+        :class:`ScheduleError` when the cluster does not fit (nothing written),
+        :class:`ReservationConflict` after ``attempts`` lost races.
+        """
+        name = spec["name"]
+        for attempt in range(1, attempts + 1):
+            snap = self.snapshot()
+            previous = snap.clusters.get(name)
+            if record_unchanged(previous, spec, images):
+                return Reservation(record=previous, changed=False, attempts=attempt, previous=previous)
+            if previous and previous.get("spec_hash") == spec_hash(spec):
+                # Same spec, new images: the same resources stay where they are reserved.
+                plan = None
+                placement = previous["placement"]
+            else:
+                plan = plan_cluster(spec, snap.pool(exclude_cluster=name))
+                placement = plan.placement
+            record = cluster_record(spec, placement, images, previous, deployed_by, time.time())
+            if check_mode:
+                return Reservation(record=record, changed=True, attempts=attempt, plan=plan, previous=previous)
+            guard = cmp_mod_revision_below(keys.CLUSTERS, snap.revision + 1, keys.prefix_end(keys.CLUSTERS))
+            ok, _responses, _rev = self.client.txn([guard], [op_put(keys.cluster_key(name), canonical_json(record))])
+            if ok:
+                return Reservation(record=record, changed=True, attempts=attempt, plan=plan, previous=previous)
+            time.sleep(min(0.01 * attempt, 0.2))
+        raise ReservationConflict(
+            f"cluster {name}: the pool's allocations kept changing during {attempts} attempts to reserve; "
+            "nothing was reserved, run the deploy again"
+        )
+
+    def remove_cluster(self, name: str, check_mode: bool = False) -> dict | None:
+        """Delete a cluster's record and status keys in one transaction; returns the removed record."""
+        kv = self.client.get(keys.cluster_key(name))
+        if kv is None:
+            return None
+        record = _load(kv.key, kv.value)
+        if not check_mode:
+            status = keys.status_prefix(name)
+            guard = cmp_mod_revision(kv.key, kv.mod_revision)
+            ok, _r, _rev = self.client.txn(
+                [guard], [op_delete(kv.key), op_delete(status, keys.prefix_end(status))]
+            )
+            if not ok:
+                raise StoreError(f"cluster {name} changed while it was being removed; run the removal again")
+        return record
+
+    # -- hosts (used by the agent and by tests) ---------------------------
+    def register_host(self, record: dict, ttl: int = 30) -> int:
+        lease = self.client.lease_grant(ttl)
+        self.client.put(keys.host_key(record["name"]), canonical_json(record), lease=lease)
+        return lease
+
+    def set_cordon(self, host: str, cordoned: bool, reason: str = "") -> bool:
+        key = keys.cordon_key(host)
+        present = self.client.get(key) is not None
+        if cordoned and not present:
+            self.client.put(key, json.dumps({"reason": reason, "since": time.time()}))
+            return True
+        if not cordoned and present:
+            self.client.delete(key)
+            return True
+        return False
+
+
+def _load(key: str, value: str) -> dict:
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise StoreError(f"etcd key {key} does not hold JSON; was it written by something other than DCM?") from None

@@ -1,0 +1,52 @@
+"""Helpers for tests that run the collection's modules through Ansible for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import COLLECTIONS, REPO
+
+BIN = os.path.dirname(sys.executable)
+
+
+def ansible_env(**extra: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+    )
+    env.update(extra)
+    return env
+
+
+def run_module(module: str, args: dict, check: bool = False, diff: bool = False, timeout: int = 300) -> dict:
+    """Run ``dcspark.dcm.<module>`` on localhost with ``args``; return its result dict."""
+    cmd = [os.path.join(BIN, "ansible"), "localhost", "-m", f"dcspark.dcm.{module}", "-a", json.dumps(args)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc = subprocess.run(cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=timeout)
+    try:
+        report = json.loads(proc.stdout)
+        return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError):
+        raise AssertionError(f"ansible gave no JSON result (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from None
+
+
+def run_playbook(playbook: str, extra_vars: dict | None = None, check: bool = False, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [os.path.join(BIN, "ansible-playbook"), playbook]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if check:
+        cmd.append("--check")
+    env = ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
