@@ -53,7 +53,7 @@ class Request:
         return f"{_cpus_text(self.cpus)}, {format_memory(self.memory)}"
 
 
-@dataclass
+@dataclass(slots=True)
 class HostScore:
     """The scheduler's view of one host in a plan: scores and why it was chosen or excluded."""
 
@@ -138,12 +138,9 @@ def least_requested_rate(cpus: int, memory: int, requested_cpus: int, requested_
 
 def worker_slots(free_cpus: int, free_memory: int, request: Request) -> int:
     """Eq. 3 of the paper, floored: how many workers of ``request`` fit in what is left."""
-    if free_cpus < 0 or free_memory < 0:
+    if free_cpus <= 0 or free_memory <= 0:
         return 0
-    by_cpu = free_cpus // request.cpus if request.cpus else None
-    by_memory = free_memory // request.memory if request.memory else None
-    options = [v for v in (by_cpu, by_memory) if v is not None]
-    return int(min(options)) if options else 0
+    return min(free_cpus // request.cpus, free_memory // request.memory)
 
 
 def _cpus_text(millicpus: int) -> str:
@@ -235,15 +232,18 @@ def _place_one(state: _State, role: str, request: Request) -> int:
     """Preselection then Eq. 2 for a single master or driver node."""
     best_index = -1
     best_key: tuple | None = None
+    scores, used_cpus, used_memory, nodes = state.scores, state.used_cpus, state.used_memory, state.nodes
+    need_cpus, need_memory = request.cpus, request.memory
     for index in state.candidates:
-        free_cpus, free_memory = state.free(index)
-        score = state.scores[index]
-        if free_cpus < request.cpus or free_memory < request.memory:
+        score = scores[index]
+        free_cpus = score.cpus - used_cpus[index]
+        free_memory = score.memory - used_memory[index]
+        if free_cpus < need_cpus or free_memory < need_memory:
             score.infeasible[role] = _lack(free_cpus, free_memory, request)
             continue
-        rate = least_requested_rate(score.cpus, score.memory, state.used_cpus[index], state.used_memory[index])
+        rate = used_cpus[index] / score.cpus + used_memory[index] / score.memory  # Eq. 2
         score.rates[role] = rate
-        key = (rate, state.nodes[index], score.name)
+        key = (rate, nodes[index], score.name)
         if best_key is None or key < best_key:
             best_key, best_index = key, index
     if best_index < 0:
@@ -257,14 +257,17 @@ def _place_one(state: _State, role: str, request: Request) -> int:
 
 def _place_workers(state: _State, count: int, request: Request) -> list:
     slots = []
+    scores, used_cpus, used_memory, holds = state.scores, state.used_cpus, state.used_memory, state.holds_cluster
     for index in state.candidates:
-        free_cpus, free_memory = state.free(index)
+        score = scores[index]
+        free_cpus = score.cpus - used_cpus[index]
+        free_memory = score.memory - used_memory[index]
         v = worker_slots(free_cpus, free_memory, request)
-        state.scores[index].worker_slots = v
+        score.worker_slots = v
         if v == 0:
-            state.scores[index].infeasible["worker"] = _lack(free_cpus, free_memory, request)
+            score.infeasible["worker"] = _lack(free_cpus, free_memory, request)
         else:
-            slots.append((-v, not state.holds_cluster[index], state.scores[index].name, index, v))
+            slots.append((-v, not holds[index], score.name, index, v))
     slots.sort()
     placed: list = []
     for _neg_v, _new, _name, index, v in slots:
@@ -293,6 +296,10 @@ def schedule(cluster: str, requests: dict, count: int, hosts: Iterable[Host]) ->
     """
     if count < 1:
         raise ScheduleError(f"cluster {cluster}: worker count must be >= 1, got {count}", node="worker")
+    for role in ROLES:
+        if requests[role].cpus <= 0 or requests[role].memory <= 0:
+            raise ScheduleError(f"cluster {cluster}: the {role} must request some CPU and memory, "
+                                f"got {requests[role].describe()}", node=role)
     state = _State(cluster, list(hosts))
     try:
         master = _place_one(state, "master", requests["master"])
