@@ -7,9 +7,19 @@ import os
 import subprocess
 import sys
 
-from conftest import COLLECTIONS, REPO
-
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(REPO, ".collections")
 BIN = os.path.dirname(sys.executable)
+
+
+def ensure_collection_link() -> None:
+    """`make setup` links the checkout as .collections/ansible_collections/dcspark/dcm; direct pytest runs get it here."""
+    link = os.path.join(COLLECTIONS, "ansible_collections", "dcspark", "dcm")
+    if not os.path.islink(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(os.path.relpath(REPO, os.path.dirname(link)), link)
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
 
 
 def ansible_env(**extra: str) -> dict:

@@ -10,7 +10,7 @@ import re
 import jsonschema
 import pytest
 
-from conftest import REPO
+from support import REPO
 from ansible_collections.dcspark.dcm.plugins.module_utils.errors import SpecError
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec import (
     load_spec_file,
