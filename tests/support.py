@@ -39,7 +39,9 @@ def ansible_env(**extra: str) -> dict:
 
 def run_module(module: str, args: dict, check: bool = False, diff: bool = False, timeout: int = 300) -> dict:
     """Run ``dcspark.dcm.<module>`` on localhost with ``args``; return its result dict."""
-    cmd = [os.path.join(BIN, "ansible"), "localhost", "-m", f"dcspark.dcm.{module}", "-a", json.dumps(args)]
+    cmd = [os.path.join(BIN, "ansible"), "localhost", "-m", f"dcspark.dcm.{module}"]
+    if args:  # `-a '{}'` would be read as a free-form parameter
+        cmd += ["-a", json.dumps(args)]
     if check:
         cmd.append("--check")
     if diff:

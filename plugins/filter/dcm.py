@@ -1,0 +1,79 @@
+# Copyright: DCSpark contributors
+# Apache License 2.0 (see LICENSE)
+"""Jinja filters for CPU and memory quantities and the scheduler's Eq. 2 (docs: the .yml files here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.errors import UnitError
+from ansible_collections.dcspark.dcm.plugins.module_utils.scheduler import least_requested_rate as _rate
+from ansible_collections.dcspark.dcm.plugins.module_utils.units import format_memory, parse_cpus, parse_memory
+
+
+def _memory(value: object, what: str) -> int:
+    # Jinja arithmetic ("a / 2") gives floats; a whole float is still a byte count.
+    if isinstance(value, float) and not isinstance(value, bool) and value.is_integer():
+        value = int(value)
+    try:
+        return parse_memory(value)
+    except UnitError as exc:
+        raise AnsibleFilterError(f"{what}: {exc}") from None
+
+
+def _cpus(value: object, what: str) -> int:
+    try:
+        return parse_cpus(value)
+    except UnitError as exc:
+        raise AnsibleFilterError(f"{what}: {exc}") from None
+
+
+def memory_bytes(value: object) -> int:
+    """``"4g"`` -> ``4294967296`` (binary units; an int passes through)."""
+    return _memory(value, "memory_bytes")
+
+
+def memory_human(value: object) -> str:
+    """Bytes (or any size memory_bytes accepts) -> the shortest exact form: ``4294967296`` -> ``"4g"``."""
+    return format_memory(_memory(value, "memory_human"))
+
+
+def cpus_milli(value: object) -> int:
+    """CPUs -> millicpus: ``2`` -> ``2000``, ``0.5`` -> ``500``, ``"1500m"`` -> ``1500``."""
+    return _cpus(value, "cpus_milli")
+
+
+def least_requested_rate(host: object) -> float:
+    """Eq. 2 of the DCSpark paper for a host dict: ``requested_cpus/cpus + requested_memory/memory``."""
+    if not isinstance(host, Mapping):
+        raise AnsibleFilterError(
+            "least_requested_rate: expects a host dict with cpus, memory, requested_cpus and requested_memory, "
+            f"got {type(host).__name__}"
+        )
+    missing = [key for key in ("cpus", "memory") if key not in host]
+    if missing:
+        raise AnsibleFilterError(f"least_requested_rate: the host dict lacks {' and '.join(missing)} (its capacity)")
+    cpus = _cpus(host["cpus"], "least_requested_rate: cpus")
+    memory = _memory(host["memory"], "least_requested_rate: memory")
+    if cpus == 0 or memory == 0:
+        raise AnsibleFilterError(
+            f"least_requested_rate: the host has no capacity (cpus={host['cpus']!r}, memory={host['memory']!r}); "
+            "Eq. 2 divides by both"
+        )
+    requested_cpus = _cpus(host.get("requested_cpus", 0), "least_requested_rate: requested_cpus")
+    requested_memory = _memory(host.get("requested_memory", 0), "least_requested_rate: requested_memory")
+    return _rate(cpus, memory, requested_cpus, requested_memory)
+
+
+class FilterModule:
+    """DCSpark quantity filters."""
+
+    def filters(self) -> dict:
+        return {
+            "memory_bytes": memory_bytes,
+            "memory_human": memory_human,
+            "cpus_milli": cpus_milli,
+            "least_requested_rate": least_requested_rate,
+        }

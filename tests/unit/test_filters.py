@@ -1,0 +1,164 @@
+"""The collection's Jinja filters, called directly and through a real ansible-playbook run."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dcspark.dcm.plugins.filter.dcm import FilterModule
+from ansible_collections.dcspark.dcm.plugins.module_utils.scheduler import least_requested_rate as eq2
+from support import run_playbook
+
+FILTERS = FilterModule().filters()
+GIB = 1 << 30
+
+
+def test_the_plugin_exports_the_documented_filters():
+    assert set(FILTERS) == {"memory_bytes", "memory_human", "cpus_milli", "least_requested_rate"}
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("4g", 4 * GIB), ("4G", 4 * GIB), ("512m", 512 << 20), ("1k", 1024), ("1t", 1 << 40),
+    ("1024", 1024), (4096, 4096), (float(GIB), GIB),
+])
+def test_memory_bytes(value, expected):
+    assert FILTERS["memory_bytes"](value) == expected
+
+
+@pytest.mark.parametrize("value", ["4 GB", "1.5g", "-1", "", -5, None, True, 1.5, ["4g"]])
+def test_memory_bytes_rejects_bad_input_with_the_accepted_forms(value):
+    with pytest.raises(AnsibleFilterError, match=r"memory_bytes: .*(suffix|negative|size like)"):
+        FILTERS["memory_bytes"](value)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (4 * GIB, "4g"), (1536 << 20, "1536m"), (1000, "1000"), (0, "0"), ("4096m", "4g"), (1 << 40, "1t"),
+])
+def test_memory_human(value, expected):
+    assert FILTERS["memory_human"](value) == expected
+
+
+@pytest.mark.parametrize("size", ["4g", "1536m", "7k", "1000", "3t"])
+def test_memory_human_reads_back_to_the_same_bytes(size):
+    as_bytes = FILTERS["memory_bytes"](size)
+    assert FILTERS["memory_bytes"](FILTERS["memory_human"](as_bytes)) == as_bytes
+
+
+@pytest.mark.parametrize("value", ["lots", -1, None])
+def test_memory_human_rejects_bad_input(value):
+    with pytest.raises(AnsibleFilterError, match="memory_human: "):
+        FILTERS["memory_human"](value)
+
+
+@pytest.mark.parametrize("value, expected", [(2, 2000), (0.5, 500), ("1.25", 1250), ("1500m", 1500), (0, 0)])
+def test_cpus_milli(value, expected):
+    assert FILTERS["cpus_milli"](value) == expected
+
+
+@pytest.mark.parametrize("value", ["two", -1, 0.0001, None, True])
+def test_cpus_milli_rejects_bad_input(value):
+    with pytest.raises(AnsibleFilterError, match="cpus_milli: cpus"):
+        FILTERS["cpus_milli"](value)
+
+
+def test_least_requested_rate_is_eq2_of_the_scheduler():
+    host = {"cpus": 16, "memory": "64g", "requested_cpus": 4, "requested_memory": 48 * GIB}
+    rate = FILTERS["least_requested_rate"](host)
+    assert rate == pytest.approx(0.25 + 0.75)
+    assert rate == eq2(16000, 64 * GIB, 4000, 48 * GIB)
+
+
+def test_least_requested_rate_of_an_empty_host_and_defaults():
+    assert FILTERS["least_requested_rate"]({"cpus": 2.5, "memory": 1024}) == 0.0
+
+
+@pytest.mark.parametrize("host, message", [
+    ("node1", "expects a host dict"),
+    ({"memory": "4g"}, "lacks cpus"),
+    ({"cpus": 2}, "lacks memory"),
+    ({"cpus": 0, "memory": "4g"}, "no capacity"),
+    ({"cpus": 2, "memory": "4 GB"}, "least_requested_rate: memory: "),
+    ({"cpus": 2, "memory": "4g", "requested_cpus": "lots"}, "least_requested_rate: requested_cpus: "),
+])
+def test_least_requested_rate_rejects_bad_hosts(host, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        FILTERS["least_requested_rate"](host)
+
+
+PLAYBOOK = textwrap.dedent("""\
+    - name: DCSpark filters through Ansible
+      hosts: localhost
+      connection: local
+      gather_facts: false
+      vars:
+        pool:
+          - {name: a, cpus: 16, memory: 64g, requested_cpus: 8, requested_memory: 32g}
+          - {name: b, cpus: 4, memory: 8g}
+      tasks:
+        - name: The filters compute what the docs say
+          ansible.builtin.assert:
+            that:
+              - "('4g' | dcspark.dcm.memory_bytes) == 4294967296"
+              - "('4g' | dcspark.dcm.memory_bytes) is integer"
+              - "(4294967296 | dcspark.dcm.memory_human) == '4g'"
+              - "(1610612736 | dcspark.dcm.memory_human) == '1536m'"
+              - "(0.5 | dcspark.dcm.cpus_milli) == 500"
+              - "('1500m' | dcspark.dcm.cpus_milli) == 1500"
+              - "(pool[0] | dcspark.dcm.least_requested_rate) == 1.0"
+              - "(pool[1] | dcspark.dcm.least_requested_rate) == 0.0"
+              - "(pool | map('dcspark.dcm.least_requested_rate') | list) == [1.0, 0.0]"
+              - "((8 * 1024 ** 3) / 2) | dcspark.dcm.memory_human == '4g'"
+
+        - name: Bad input fails the task with the filter's message
+          block:
+            - name: A size with a space
+              ansible.builtin.debug:
+                msg: "{{ '4 GB' | dcspark.dcm.memory_bytes }}"
+          rescue:
+            - name: The message names the filter and the accepted forms
+              ansible.builtin.assert:
+                that:
+                  - "'memory_bytes' in ansible_failed_result.msg"
+                  - "'k/m/g/t suffix' in ansible_failed_result.msg"
+                  - "'4 GB' in ansible_failed_result.msg"
+
+        - name: A host without capacity fails Eq. 2 clearly
+          block:
+            - name: Zero CPUs
+              ansible.builtin.debug:
+                msg: "{{ {'cpus': 0, 'memory': '1g'} | dcspark.dcm.least_requested_rate }}"
+          rescue:
+            - name: The message says why
+              ansible.builtin.assert:
+                that:
+                  - "'no capacity' in ansible_failed_result.msg"
+    """)
+
+
+def test_filters_through_ansible_playbook(tmp_path):
+    playbook = tmp_path / "filters.yml"
+    playbook.write_text(PLAYBOOK)
+    proc = run_playbook(str(playbook))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Both rescues ran their asserts: the bad inputs really failed.
+    assert "ok=3" in proc.stdout and "rescued=2" in proc.stdout and "failed=0" in proc.stdout, proc.stdout
+
+
+def test_a_wrong_expectation_fails_the_playbook(tmp_path):
+    # Guards the test above: an assert on a wrong value must fail the run.
+    playbook = tmp_path / "wrong.yml"
+    playbook.write_text(textwrap.dedent("""\
+        - name: Wrong expectation
+          hosts: localhost
+          connection: local
+          gather_facts: false
+          tasks:
+            - name: 4g is not 4000000000 bytes
+              ansible.builtin.assert:
+                that: "('4g' | dcspark.dcm.memory_bytes) == 4000000000"
+        """))
+    proc = run_playbook(str(playbook))
+    assert proc.returncode != 0
+    assert "failed=1" in proc.stdout, proc.stdout
