@@ -6,7 +6,7 @@ input and back; :class:`DcmStore` is the only code that reads and writes the
 
 Reservation is optimistic: read hosts and clusters at one revision R, plan,
 then write the cluster record in one transaction guarded by "no key under
-``/dcm/clusters/`` was modified after R". If another deploy committed in
+``/dcm/clusters/`` or ``/dcm/cordon/`` was modified after R". If another deploy committed in
 between, the transaction fails and we re-read and re-plan. Deletions free
 capacity, so they cannot make a plan overcommit and need no guard.
 """
@@ -215,8 +215,10 @@ class DcmStore:
             record = cluster_record(spec, placement, images, previous, deployed_by, time.time())
             if check_mode:
                 return Reservation(record=record, changed=True, attempts=attempt, plan=plan, previous=previous)
-            guard = cmp_mod_revision_below(keys.CLUSTERS, snap.revision + 1, keys.prefix_end(keys.CLUSTERS))
-            ok, _responses, _rev = self.client.txn([guard], [op_put(keys.cluster_key(name), canonical_json(record))])
+            # Another reservation, or a host cordoned since the read, invalidates the plan.
+            guards = [cmp_mod_revision_below(prefix, snap.revision + 1, keys.prefix_end(prefix))
+                      for prefix in (keys.CLUSTERS, keys.CORDON)]
+            ok, _responses, _rev = self.client.txn(guards, [op_put(keys.cluster_key(name), canonical_json(record))])
             if ok:
                 return Reservation(record=record, changed=True, attempts=attempt, plan=plan, previous=previous)
             time.sleep(min(0.01 * attempt, 0.2))

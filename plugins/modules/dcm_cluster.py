@@ -1,0 +1,274 @@
+#!/usr/bin/python
+# Copyright: DCSpark contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: dcm_cluster
+short_description: Reserve or remove a DCSpark cluster in the pool's etcd state
+version_added: 0.1.0
+description:
+  - Manages the desired state of one DCSpark cluster, the record C(/dcm/clusters/<name>) in etcd that the
+    DCM agents converge their hosts to.
+  - With O(state=present) the module schedules the spec on the live pool (hosts whose agent holds a lease
+    and that are not cordoned, minus what the other clusters reserve) with the same scheduler as
+    M(dcspark.dcm.dcm_schedule), and writes the record with its placement in one etcd transaction. The
+    transaction fails if any cluster record changed since the pool was read; the module then re-reads the
+    pool and plans again, up to O(attempts) times. Concurrent deploys therefore never overcommit a host.
+  - A new cluster gets generation 1. The same spec with the same O(images) changes nothing. A changed spec
+    is planned again (the cluster's own current reservation is not counted) and gets the next generation.
+    New O(images) for an unchanged spec keep the placement and get the next generation.
+  - All or nothing. When a node does not fit, the module fails with the scheduler's message naming the node
+    and what the best host had left, and writes nothing.
+  - With O(state=absent) the module deletes the cluster record and its C(/dcm/status/<name>/) keys in one
+    transaction. The agents then remove the cluster's containers.
+author:
+  - DCSpark contributors
+extends_documentation_fragment:
+  - dcspark.dcm.etcd
+attributes:
+  check_mode:
+    support: full
+    description: Plans against the live pool and returns the record that would be written; writes nothing.
+  diff_mode:
+    support: full
+    description: Returns the cluster record before and after as C(diff.before) and C(diff.after).
+  idempotent:
+    support: full
+    description: The same spec and images leave the record, its placement and its generation unchanged.
+notes:
+  - O(etcd_endpoints) is required in practice. The module fails when it is empty.
+  - Placing containers is the agents' job. This module only commits the desired state.
+seealso:
+  - module: dcspark.dcm.dcm_schedule
+options:
+  state:
+    description:
+      - V(present) reserves the cluster (or updates its record), V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  name:
+    description:
+      - Name of the cluster. Required with O(state=absent).
+      - With O(state=present) the name comes from O(spec); when both are given they must match.
+    type: str
+  spec:
+    description:
+      - The cluster spec, as a path to its JSON file on the host that runs the module, or as a dict.
+      - Validated against the collection's JSON Schema before anything is read or written.
+      - Required with O(state=present).
+    type: raw
+  images:
+    description:
+      - Image reference of each role (V(master), V(worker), V(driver)), preferably by digest.
+      - When omitted, the images already recorded are kept for an unchanged spec.
+    type: dict
+  deployed_by:
+    description:
+      - Who or what deploys the cluster (a user, an AWX job), recorded for operators.
+    type: str
+  attempts:
+    description:
+      - How many times to read, plan and commit before giving up when other deploys keep changing the
+        pool's allocations between the read and the commit.
+    type: int
+    default: 20
+"""
+
+EXAMPLES = r"""
+- name: Reserve the face cluster on the live pool
+  dcspark.dcm.dcm_cluster:
+    spec: specs/face.json
+    images:
+      master: registry.dcm.lan:5000/dcspark-master@sha256:0b1c...
+      worker: registry.dcm.lan:5000/dcspark-worker@sha256:6e2f...
+      driver: registry.dcm.lan:5000/dcspark-driver@sha256:9a7d...
+    deployed_by: "{{ lookup('ansible.builtin.env', 'USER') }}"
+    etcd_endpoints: ["https://10.0.0.11:2379", "https://10.0.0.12:2379"]
+    etcd_ca_cert: /etc/dcm/pki/ca.crt
+    etcd_client_cert: /etc/dcm/pki/client.crt
+    etcd_client_key: /etc/dcm/pki/client.key
+  register: face
+
+- name: Show where the workers go
+  ansible.builtin.debug:
+    msg: "generation {{ face.generation }}: workers on {{ face.placement.workers }}"
+
+- name: Remove the face cluster
+  dcspark.dcm.dcm_cluster:
+    state: absent
+    name: face
+    etcd_endpoints: ["https://10.0.0.11:2379"]
+    etcd_ca_cert: /etc/dcm/pki/ca.crt
+    etcd_client_cert: /etc/dcm/pki/client.crt
+    etcd_client_key: /etc/dcm/pki/client.key
+"""
+
+RETURN = r"""
+name:
+  description: Name of the cluster.
+  returned: always
+  type: str
+  sample: face
+record:
+  description:
+    - The cluster record as stored (or, in check mode, as it would be stored) under
+      C(/dcm/clusters/<name>) - normalized spec, C(spec_hash), C(images), C(placement), C(generation),
+      C(desired_state), C(deployed_by), C(updated_at).
+    - With O(state=absent), the record that was removed.
+  returned: when the cluster is present, or was removed
+  type: dict
+placement:
+  description: Host of each node; O(placement.workers[i]) is the host of node C(worker-<i+1>).
+  returned: with O(state=present), on success
+  type: dict
+  sample: {"master": "node1", "driver": "node3", "workers": ["node1", "node1", "node3"]}
+generation:
+  description: Generation of the record; 1 for a new cluster, one more for each change.
+  returned: with O(state=present), on success
+  type: int
+  sample: 1
+spec_hash:
+  description: Content hash (sha256) of the normalized spec.
+  returned: with O(state=present), on success
+  type: str
+attempts:
+  description: Read-plan-commit rounds it took; more than 1 means another deploy committed in between.
+  returned: with O(state=present), on success and when every attempt lost the race
+  type: int
+  sample: 1
+hosts_used:
+  description: Names of the hosts that receive at least one node, sorted.
+  returned: when a placement was planned
+  type: list
+  elements: str
+  sample: ["node1", "node3"]
+hosts:
+  description:
+    - The scheduler's view of every host of the pool in the last plan, as in M(dcspark.dcm.dcm_schedule)
+      (C(status), capacity, what was requested, Eq. 2 C(rates), Eq. 3 C(worker_slots), C(placed),
+      C(reasons)).
+    - Only when a placement was planned (a new cluster or a changed spec), and when scheduling fails.
+  returned: when a placement was planned, and on scheduling failure
+  type: list
+  elements: dict
+node:
+  description: The node that did not fit, when scheduling fails.
+  returned: failure
+  type: str
+  sample: worker-5
+diff:
+  description: The record before and after, in diff mode.
+  returned: in diff mode
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError, ReservationConflict, ScheduleError
+from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient
+from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
+from ansible_collections.dcspark.dcm.plugins.module_utils.scheduler import ROLES
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec_loading import spec_from_param
+from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore
+
+
+def _images(value: dict | None) -> dict | None:
+    """Validate ``images`` (role -> reference); returns it with string values, or None."""
+    if value is None:
+        return None
+    problems = []
+    for role, reference in value.items():
+        if role not in ROLES:
+            problems.append(f"images.{role}: not a role; use {', '.join(ROLES)}")
+        elif not isinstance(reference, str) or not reference.strip():
+            problems.append(f"images.{role}: must be a non-empty image reference, got {reference!r}")
+    if problems:
+        raise DcmError("; ".join(problems))
+    return {role: reference.strip() for role, reference in value.items()}
+
+
+def _present(module: AnsibleModule, store: DcmStore, result: dict) -> None:
+    params = module.params
+    spec = spec_from_param(params["spec"])
+    if params["name"] and params["name"] != spec["name"]:
+        raise DcmError(f"name {params['name']!r} does not match the spec's name {spec['name']!r}")
+    result["name"] = spec["name"]
+    if params["attempts"] < 1:
+        raise DcmError(f"attempts must be >= 1, got {params['attempts']}")
+    reservation = store.reserve(
+        spec,
+        images=_images(params["images"]),
+        deployed_by=params["deployed_by"],
+        attempts=params["attempts"],
+        check_mode=module.check_mode,
+    )
+    record = reservation.record
+    result.update(
+        changed=reservation.changed,
+        record=record,
+        placement=record["placement"],
+        generation=record["generation"],
+        spec_hash=record["spec_hash"],
+        attempts=reservation.attempts,
+    )
+    if reservation.plan is not None:
+        summary = reservation.plan.to_dict()
+        result.update(hosts_used=summary["hosts_used"], hosts=summary["hosts"])
+    if module._diff:
+        result["diff"] = {"before": reservation.previous or {}, "after": record}
+
+
+def _absent(module: AnsibleModule, store: DcmStore, result: dict) -> None:
+    name = module.params["name"]
+    result["name"] = name
+    removed = store.remove_cluster(name, check_mode=module.check_mode)
+    result["changed"] = removed is not None
+    if removed is not None:
+        result["record"] = removed
+    if module._diff:
+        result["diff"] = {"before": removed or {}, "after": {}}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "name": {"type": "str"},
+            "spec": {"type": "raw"},
+            "images": {"type": "dict"},
+            "deployed_by": {"type": "str"},
+            "attempts": {"type": "int", "default": 20},
+            **ETCD_OPTIONS,
+        },
+        required_if=[("state", "present", ("spec",)), ("state", "absent", ("name",))],
+        supports_check_mode=True,
+    )
+    result: dict = {"changed": False}
+    config = etcd_config(module.params)
+    if config is None:
+        module.fail_json(
+            msg="etcd_endpoints is empty: dcm_cluster keeps the cluster's desired state in the pool's etcd; "
+                "give its client URLs, e.g. etcd_endpoints: ['https://10.0.0.11:2379'], with the CA and "
+                "client certificate",
+            **result,
+        )
+    try:
+        store = DcmStore(EtcdClient(config))
+        if module.params["state"] == "present":
+            _present(module, store, result)
+        else:
+            _absent(module, store, result)
+    except ScheduleError as exc:
+        module.fail_json(msg=str(exc), node=exc.node, hosts=exc.plan or [], **result)
+    except ReservationConflict as exc:
+        module.fail_json(msg=str(exc), attempts=module.params["attempts"], **result)
+    except DcmError as exc:
+        module.fail_json(msg=str(exc), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
