@@ -14,8 +14,8 @@ def test_plan_playbook_resolves_spec_name_from_the_collection():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # face: master 0.5 CPU/768m -> a (rate 0, name); driver -> b (a's rate is now > 0);
     # workers 3 x (1 CPU, 1g): v(a) = min(3.5/1, 7.25g/1g) = 3, v(b) = min(1/1, 3g/1g) = 1 -> a a a
-    assert '"workers: a, a, a"' in proc.stdout
-    assert '"master: a"' in proc.stdout and '"driver: b"' in proc.stdout
+    assert 'workers: a, a, a' in proc.stdout
+    assert 'master: a' in proc.stdout and 'driver: b' in proc.stdout
 
 
 def test_plan_playbook_names_a_missing_spec():
