@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark of the pure DCM core: scheduling at scale and GC planning.
 
 Targets on the project's machines (2 cores): plan a 1,000-worker cluster over
@@ -8,7 +7,7 @@ ratio against a baseline measured in the same run: one bare pass over the
 same input (the least any algorithm must spend to look at every host/image).
 Not a test: timings are noisy, so nothing here asserts.
 
-    .venv/bin/python benchmarks/bench_core.py [--repeat 15] [--json benchmarks/results/core.json]
+    make bench   (or: .venv/bin/python benchmarks/bench_core.py) [--repeat 15] [--json benchmarks/results/core.json]
 """
 
 from __future__ import annotations
@@ -56,7 +55,7 @@ def make_images(count: int, rng: random.Random) -> list:
 
 def timed(fn, repeat: int) -> list:
     samples = []
-    for _ in range(repeat):
+    for _run in range(repeat):
         start = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1000)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write schemas/cluster-spec.schema.json from the schema in module_utils (the source of truth)."""
 
 from __future__ import annotations

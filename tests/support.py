@@ -46,7 +46,7 @@ def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
-    proc = subprocess.run(cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=timeout, check=False)
     try:
         report = json.loads(proc.stdout)
         return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
@@ -61,4 +61,4 @@ def run_playbook(playbook: str, extra_vars: dict | None = None, check: bool = Fa
     if check:
         cmd.append("--check")
     env = ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)

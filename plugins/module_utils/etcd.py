@@ -2,7 +2,7 @@
 
 The modules run on managed hosts where nothing beyond Python may be
 installed, so this speaks etcd's documented gRPC-gateway (``/v3/...``) with
-``urllib`` and TLS client certificates. Endpoints are tried in order; a
+``http.client`` and TLS client certificates. Endpoints are tried in order; a
 member that cannot be reached is skipped, so one failed member of three does
 not stop anything.
 """
@@ -10,11 +10,10 @@ not stop anything.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
-import socket
 import ssl
-import urllib.error
-import urllib.request
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -78,30 +77,44 @@ class EtcdClient:
             self._context = context
 
     # -- transport ---------------------------------------------------------
+    def _post(self, endpoint: str, path: str, data: bytes) -> tuple:
+        """One POST to one member: ``(HTTP status, body bytes)``; raises OSError when unreachable."""
+        url = urllib.parse.urlsplit(endpoint)
+        if url.scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                url.hostname, url.port or 2379, timeout=self.config.timeout, context=self._context)
+        elif url.scheme == "http":
+            conn = http.client.HTTPConnection(url.hostname, url.port or 2379, timeout=self.config.timeout)
+        else:
+            raise StoreError(f"etcd endpoint {endpoint!r} must start with https:// (or http://)")
+        try:
+            conn.request("POST", f"{url.path.rstrip('/')}/v3/{path}", body=data,
+                         headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            return response.status, response.read()
+        except http.client.HTTPException as exc:
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            conn.close()
+
     def call(self, path: str, body: dict) -> dict:
         """POST ``body`` to ``/v3/<path>`` on the first endpoint that answers."""
         data = json.dumps(body).encode("utf-8")
         failures = []
         for index, endpoint in enumerate(list(self._endpoints)):
-            request = urllib.request.Request(
-                f"{endpoint}/v3/{path}", data=data, headers={"Content-Type": "application/json"}, method="POST"
-            )
             try:
-                with urllib.request.urlopen(request, timeout=self.config.timeout, context=self._context) as response:
-                    answer = json.loads(response.read().decode("utf-8") or "{}")
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode("utf-8", "replace")
-                try:
-                    detail = json.loads(detail).get("error") or json.loads(detail).get("message") or detail
-                except ValueError:
-                    pass
-                raise StoreError(f"etcd {endpoint} refused {path}: HTTP {exc.code}: {detail}") from None
-            except (urllib.error.URLError, socket.timeout, ConnectionError, ssl.SSLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                failures.append(f"{endpoint}: {reason}")
+                status, raw = self._post(endpoint, path, data)
+            except (OSError, ssl.SSLError) as exc:  # refused, unreachable, timed out, TLS handshake
+                failures.append(f"{endpoint}: {exc}")
                 continue
-            if "error" in answer and "header" not in answer:
-                raise StoreError(f"etcd {endpoint} refused {path}: {answer.get('error')}")
+            try:
+                answer = json.loads(raw.decode("utf-8") or "{}")
+            except ValueError:
+                raise StoreError(f"etcd {endpoint} answered {path} with something that is not JSON "
+                                 f"(HTTP {status}); is this an etcd client URL?") from None
+            if status != 200 or ("error" in answer and "header" not in answer):
+                detail = answer.get("error") or answer.get("message") or raw[:200].decode("utf-8", "replace")
+                raise StoreError(f"etcd {endpoint} refused {path}: HTTP {status}: {detail}")
             if index:  # keep the member that answered first next time
                 self._endpoints.insert(0, self._endpoints.pop(index))
             return answer

@@ -57,5 +57,5 @@ def node_names(worker_count: int) -> list:
 
 def container_name(cluster: str, node: str) -> str:
     """Container and host name of a node: ``spark-master-face``, ``spark-worker-face-3``."""
-    role, _, index = node.partition("-")
+    role, _sep, index = node.partition("-")
     return f"spark-{role}-{cluster}" + (f"-{index}" if index else "")

@@ -272,7 +272,7 @@ def _place_workers(state: _State, count: int, request: Request) -> list:
     placed: list = []
     for _neg_v, _new, _name, index, v in slots:
         take = min(v, count - len(placed))
-        for _ in range(take):
+        for _slot in range(take):
             placed.append(index)
             state.place(index, f"worker-{len(placed)}", request)
         if len(placed) == count:

@@ -171,8 +171,8 @@ class DcmStore:
 
     def snapshot(self) -> Snapshot:
         host_kvs, revision = self.client.get_prefix(keys.HOSTS)
-        cordon_kvs, _ = self.client.get_prefix(keys.CORDON, revision=revision)
-        cluster_kvs, _ = self.client.get_prefix(keys.CLUSTERS, revision=revision)
+        cordon_kvs, _rev = self.client.get_prefix(keys.CORDON, revision=revision)
+        cluster_kvs, _rev = self.client.get_prefix(keys.CLUSTERS, revision=revision)
         snap = Snapshot(revision=revision)
         for kv in host_kvs:
             snap.hosts[keys.name_from_key(keys.HOSTS, kv.key)] = _load(kv.key, kv.value)

@@ -6,6 +6,7 @@ kept internally as integer millicpus so that sums and comparisons are exact.
 
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import UnitError
@@ -70,7 +71,7 @@ def parse_cpus(value: object) -> int:
         except ValueError:
             raise UnitError(f"cpus must be a number like 2 or 0.5 (or millicpus '500m'), got {value!r}") from None
     if isinstance(value, (int, float)):
-        if value < 0 or value != value:  # NaN check
+        if value < 0 or math.isnan(value):
             raise UnitError(f"cpus must not be negative, got {value!r}")
         milli = round(value * 1000)
         if abs(milli - value * 1000) > 1e-6:

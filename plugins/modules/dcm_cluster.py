@@ -24,7 +24,7 @@ description:
   - With O(state=absent) the module deletes the cluster record and its C(/dcm/status/<name>/) keys in one
     transaction. The agents then remove the cluster's containers.
 author:
-  - DCSpark contributors
+  - DCSpark developers (@dcspark)
 extends_documentation_fragment:
   - dcspark.dcm.etcd
 attributes:
@@ -121,7 +121,7 @@ record:
   returned: when the cluster is present, or was removed
   type: dict
 placement:
-  description: Host of each node; O(placement.workers[i]) is the host of node C(worker-<i+1>).
+  description: Host of each node; the i-th entry of C(workers) (counting from 0) is the host of node C(worker-<i+1>).
   returned: with O(state=present), on success
   type: dict
   sample: {"master": "node1", "driver": "node3", "workers": ["node1", "node1", "node3"]}

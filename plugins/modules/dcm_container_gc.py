@@ -22,7 +22,7 @@ description:
   - Removal is never forced, so a container started since the plan was made is refused by Docker and
     reported in RV(not_removed). Anonymous volumes go with their container; named volumes stay.
 author:
-  - DCSpark contributors
+  - DCSpark developers (@dcspark)
 requirements:
   - The Docker SDK for Python (C(docker) on PyPI, C(python3-docker) on Debian) on the managed host.
 extends_documentation_fragment:

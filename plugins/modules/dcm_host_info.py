@@ -26,7 +26,7 @@ description:
   - Read only. Use C(register) to keep the result; the module sets no C(ansible_facts), as befits an
     C(_info) module.
 author:
-  - DCSpark contributors
+  - DCSpark developers (@dcspark)
 requirements:
   - Linux (C(/proc), C(/sys/fs/cgroup)).
   - The Docker SDK for Python (C(docker)) on the managed host for the C(docker) part only.

@@ -26,7 +26,7 @@ description:
     An image with several tags is untagged down to one first, after checking that nothing uses it.
   - Must run on the Docker host itself, because C is measured with C(statvfs) on Docker's data root.
 author:
-  - DCSpark contributors
+  - DCSpark developers (@dcspark)
 requirements:
   - The Docker SDK for Python (C(docker) on PyPI, C(python3-docker) on Debian) on the managed host.
 extends_documentation_fragment:

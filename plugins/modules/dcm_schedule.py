@@ -24,7 +24,7 @@ description:
     the live pool in etcd (hosts whose agent holds a lease and that are not cordoned, minus what other
     clusters reserve; the cluster's own current reservation is not counted, as for a re-plan).
 author:
-  - DCSpark contributors
+  - DCSpark developers (@dcspark)
 extends_documentation_fragment:
   - dcspark.dcm.etcd
 attributes:
@@ -108,7 +108,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 placement:
-  description: Host of each node; O(placement.workers[i]) is the host of node C(worker-<i+1>).
+  description: Host of each node; the i-th entry of C(workers) (counting from 0) is the host of node C(worker-<i+1>).
   returned: success
   type: dict
   sample: {"master": "node1", "driver": "node3", "workers": ["node1", "node1", "node3"]}

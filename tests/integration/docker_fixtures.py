@@ -97,7 +97,7 @@ def derive_image(client, parent: str, run_id: str, size: int, labels: dict, tags
     finally:
         client.remove_container(container["Id"], force=True)
     for tag in tags:
-        repository, _, version = tag.rpartition(":")
+        repository, _sep, version = tag.rpartition(":")
         client.tag(image_id, repository, version)
     return image_id
 
@@ -124,7 +124,7 @@ def cleanup(client, run_id: str) -> list:
             client.remove_container(found["Id"], force=True, v=True)
         except Exception as exc:  # keep going: leave as little behind as possible
             problems.append(f"container {found['Id'][:12]}: {exc}")
-    for _ in range(5):  # children before parents: retry what a dependent image blocked
+    for _attempt in range(5):  # children before parents: retry what a dependent image blocked
         remaining = client.images(all=True, filters=selector)
         if not remaining:
             return problems

@@ -91,7 +91,8 @@ def world(client, tmp_path_factory):
 
 
 def _build(client, w: World, last_used_file: str) -> None:
-    tag = lambda name: f"{REPO}/{name}:{w.run_id}"  # noqa: E731
+    def tag(name):
+        return f"{REPO}/{name}:{w.run_id}"
     w.images["base"] = import_base(client, w.run_id, f"{REPO}/base")
 
     def image(name, size, managed=True, parent="base", tags=None, last_used=None):

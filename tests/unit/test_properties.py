@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from ansible_collections.dcspark.dcm.plugins.module_utils.errors import ScheduleError
 from ansible_collections.dcspark.dcm.plugins.module_utils.gc import ImageInfo, gc_target, plan_image_gc

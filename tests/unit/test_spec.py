@@ -54,7 +54,8 @@ MALFORMED = [
     ("worker-missing", {"name": "face", "runtime": {"spark_version": "4.0.1"}}, "worker: is required"),
     ("unknown-top", dict(MINIMAL, gpus=1), "gpus: unknown key (allowed here: name, runtime, master, driver, worker, spark_conf, app)"),
     ("unknown-nested", with_change("worker/gpus", 1), "worker.gpus: unknown key (allowed here: cpus, memory, count)"),
-    ("name-upper", with_change("name", "Face"), "name: must be a DNS label: lowercase letters, digits and '-', starting with a letter and not ending with '-', got \"Face\""),
+    ("name-upper", with_change("name", "Face"),
+     "name: must be a DNS label: lowercase letters, digits and '-', starting with a letter and not ending with '-', got \"Face\""),
     ("name-dash-end", with_change("name", "face-"), "name: must be a DNS label"),
     ("name-dot", with_change("name", "face.v2"), "name: must be a DNS label"),
     ("name-digit-first", with_change("name", "1face"), "name: must be a DNS label"),
@@ -62,7 +63,8 @@ MALFORMED = [
     ("name-empty", with_change("name", ""), "name: must not be empty"),
     ("spark-version-missing", with_change("runtime/spark_version", DELETE), "runtime.spark_version: is required"),
     ("spark-version-bad", with_change("runtime/spark_version", "4.0"), "runtime.spark_version: must be a Spark release like '4.0.1', got \"4.0\""),
-    ("memory-unit", with_change("worker/memory", "4GB"), "worker.memory: must be a whole number with an optional k/m/g/t suffix (binary units), like '4g' or '512m', got \"4GB\""),
+    ("memory-unit", with_change("worker/memory", "4GB"),
+     "worker.memory: must be a whole number with an optional k/m/g/t suffix (binary units), like '4g' or '512m', got \"4GB\""),
     ("memory-decimal", with_change("master/memory", "1.5g"), "master.memory: must be a whole number with an optional k/m/g/t suffix"),
     ("memory-negative", with_change("driver/memory", -1), "driver.memory: must be >= 1, got -1"),
     ("memory-too-small", with_change("worker/memory", "100m"), "worker.memory: must be at least 512m for a Spark JVM, got \"100m\""),
@@ -70,24 +72,34 @@ MALFORMED = [
     ("cpus-string", with_change("driver/cpus", "two"), 'driver.cpus: must be a number, got a string "two"'),
     ("worker-cpus-fraction", with_change("worker/cpus", 0.5), "worker.cpus: must be an integer, got a number 0.5"),
     ("cpus-too-precise", with_change("master/cpus", 0.0005), "master.cpus: cpus supports at most 3 decimals (millicpus), got 0.0005"),
-    ("pip-option", with_change("runtime/pip_packages", ["--index-url=http://x"]), "runtime.pip_packages[0]: must be a PyPI requirement like 'numpy==2.1.3' (no options, URLs or spaces)"),
-    ("pip-duplicate", with_change("runtime/pip_packages", ["numpy==2.1.3", "numpy==2.1.3"]), "runtime.pip_packages[1]: duplicate of an earlier item \"numpy==2.1.3\""),
+    ("pip-option", with_change("runtime/pip_packages", ["--index-url=http://x"]),
+     "runtime.pip_packages[0]: must be a PyPI requirement like 'numpy==2.1.3' (no options, URLs or spaces)"),
+    ("pip-duplicate", with_change("runtime/pip_packages", ["numpy==2.1.3", "numpy==2.1.3"]),
+     "runtime.pip_packages[1]: duplicate of an earlier item \"numpy==2.1.3\""),
     ("apt-bad", with_change("runtime/apt_packages", ["libgl1; rm -rf /"]), "runtime.apt_packages[0]: must be a Debian package name"),
     ("apt-not-list", with_change("runtime/apt_packages", "libgl1"), 'runtime.apt_packages: must be a list, got a string "libgl1"'),
     ("env-name", with_change("runtime/env", {"OMP-THREADS": "1"}), 'runtime.env["OMP-THREADS"]: key must be an environment variable name'),
     ("env-value-int", with_change("runtime/env", {"OMP_NUM_THREADS": 1}), "runtime.env.OMP_NUM_THREADS: must be a string, got an integer 1"),
-    ("dockerfile-from", with_change("runtime/dockerfile", ["FROM ubuntu"]), "runtime.dockerfile[0]: FROM is not allowed; the runtime layer starts from runtime.base_image"),
+    ("dockerfile-from", with_change("runtime/dockerfile", ["FROM ubuntu"]),
+     "runtime.dockerfile[0]: FROM is not allowed; the runtime layer starts from runtime.base_image"),
     ("dockerfile-user", with_change("runtime/dockerfile", ["USER root"]), "runtime.dockerfile[0]: USER is not allowed"),
     ("app-dir-escape", with_change("runtime/app_dir", "../secrets"), "runtime.app_dir: must be a relative path inside the spec's folder"),
     ("app-without-dir", with_change("app", {"main": "detect.py"}), "app: needs runtime.app_dir, the folder holding app.main"),
-    ("app-main-kind", dict(with_change("runtime/app_dir", "apps/x"), app={"main": "detect.sh"}), "app.main: must be a .py or .jar file relative to runtime.app_dir"),
+    ("app-main-kind", dict(with_change("runtime/app_dir", "apps/x"), app={"main": "detect.sh"}),
+     "app.main: must be a .py or .jar file relative to runtime.app_dir"),
     ("app-jar-class", dict(with_change("runtime/app_dir", "apps/x"), app={"main": "job.jar"}), "app.class: is required when app.main is a .jar"),
-    ("conf-key", with_change("spark_conf", {"executor.memory": "1g"}), "spark_conf[\"executor.memory\"]: key must be a Spark property name starting with 'spark.'"),
-    ("conf-managed-auth", with_change("spark_conf", {"spark.authenticate": False}), "spark_conf[\"spark.authenticate\"]: is managed by DCM (Spark authentication is always on); remove it from the spec"),
-    ("conf-managed-rest", with_change("spark_conf", {"spark.master.rest.enabled": True}), "spark_conf[\"spark.master.rest.enabled\"]: is managed by DCM (the REST submission server is always off)"),
-    ("conf-value-list", with_change("spark_conf", {"spark.jars": ["a.jar"]}), "spark_conf[\"spark.jars\"]: must be a string or a number or true or false, got a list"),
-    ("executor-memory-too-big", dict(with_change("worker/memory", "1g"), spark_conf={"spark.executor.memory": "2g"}), "spark_conf[\"spark.executor.memory\"]: 2g exceeds worker.memory 1g; lower it or raise worker.memory"),
-    ("executor-cores-too-many", with_change("spark_conf", {"spark.executor.cores": 4}), "spark_conf[\"spark.executor.cores\"]: 4 exceeds worker.cpus 1; no executor could ever start"),
+    ("conf-key", with_change("spark_conf", {"executor.memory": "1g"}),
+     "spark_conf[\"executor.memory\"]: key must be a Spark property name starting with 'spark.'"),
+    ("conf-managed-auth", with_change("spark_conf", {"spark.authenticate": False}),
+     "spark_conf[\"spark.authenticate\"]: is managed by DCM (Spark authentication is always on); remove it from the spec"),
+    ("conf-managed-rest", with_change("spark_conf", {"spark.master.rest.enabled": True}),
+     "spark_conf[\"spark.master.rest.enabled\"]: is managed by DCM (the REST submission server is always off)"),
+    ("conf-value-list", with_change("spark_conf", {"spark.jars": ["a.jar"]}),
+     "spark_conf[\"spark.jars\"]: must be a string or a number or true or false, got a list"),
+    ("executor-memory-too-big", dict(with_change("worker/memory", "1g"), spark_conf={"spark.executor.memory": "2g"}),
+     "spark_conf[\"spark.executor.memory\"]: 2g exceeds worker.memory 1g; lower it or raise worker.memory"),
+    ("executor-cores-too-many", with_change("spark_conf", {"spark.executor.cores": 4}),
+     "spark_conf[\"spark.executor.cores\"]: 4 exceeds worker.cpus 1; no executor could ever start"),
     ("not-object", ["face"], '(root): must be an object, got a list ["face"]'),
     ("runtime-null", with_change("runtime", None), "runtime: must be an object, got null null"),
 ]
@@ -167,7 +179,10 @@ def _pins(spec: dict) -> dict:
 def test_example_environments_really_conflict():
     face = load_spec_file(os.path.join(SPECS, "face.json"))
     video = load_spec_file(os.path.join(SPECS, "video_synopsis.json"))
-    major = lambda version: version.split(".")[0]  # noqa: E731
+
+    def major(version: str) -> str:
+        return version.split(".")[0]
+
     assert major(face["runtime"]["spark_version"]) != major(video["runtime"]["spark_version"])
     for package in ("opencv-python-headless", "numpy"):
         assert major(_pins(face)[package]) != major(_pins(video)[package]), package

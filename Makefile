@@ -1,0 +1,68 @@
+# Developer and CI entry points for the dcspark.dcm collection.
+#   make setup   system packages, .venv from requirements-dev.txt, the dcspark.dcm link
+#   make test    setup, Docker engine, then lint, sanity, doc and pytest (what .ci/run runs)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := test
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+VENV_STAMP := $(VENV)/.requirements-dev.stamp
+# The checkout itself, seen by Ansible as dcspark.dcm (ansible.cfg: collections_path).
+COLLECTION_LINK := .collections/ansible_collections/dcspark/dcm
+
+# Tools of the venv come first for everything the recipes start (ansible-lint and
+# molecule call ansible-playbook, ansible-config... from PATH).
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup system-deps docker test lint sanity doc pytest unit bench clean
+
+setup: system-deps $(VENV_STAMP) $(COLLECTION_LINK)
+
+system-deps:
+	scripts/ensure-system-deps.sh "$(PYTHON)"
+
+# Rebuilt only when the pins change; the second `make setup` costs well under a second.
+$(VENV_STAMP): requirements-dev.txt
+	scripts/ensure-system-deps.sh "$(PYTHON)"
+	[[ -x $(VENV)/bin/python ]] || "$(PYTHON)" -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(@D)
+	ln -sfn ../../.. $@
+
+docker:
+	scripts/ensure-docker.sh
+
+# Each step stops the run on failure; pytest runs last so its summary closes the output.
+test: setup
+	scripts/ensure-docker.sh
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory doc
+	$(MAKE) --no-print-directory pytest
+
+lint: $(VENV_STAMP) $(COLLECTION_LINK)
+	$(VENV)/bin/ansible-lint --offline
+
+sanity: $(VENV_STAMP)
+	scripts/ansible-test-sanity.sh
+
+doc: $(VENV_STAMP) $(COLLECTION_LINK)
+	scripts/check-docs.sh
+
+pytest: $(VENV_STAMP) $(COLLECTION_LINK)
+	$(VENV)/bin/python -m pytest tests/unit tests/integration -ra
+
+unit: $(VENV_STAMP) $(COLLECTION_LINK)
+	$(VENV)/bin/python -m pytest tests/unit -ra
+
+bench: $(VENV_STAMP) $(COLLECTION_LINK)
+	$(VENV)/bin/python benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) .build .collections
