@@ -1,0 +1,245 @@
+"""The DCM agent: registers its host in etcd and keeps the registration alive.
+
+Every host runs one agent (systemd unit ``dcm-agent``). It writes
+``/dcm/hosts/<host>`` — resources, allocatable capacity, address, labels,
+agent version — on a lease of ``lease_ttl`` seconds and refreshes the lease
+every ``heartbeat`` seconds, so a host whose agent stops disappears from the
+pool within the TTL. When the lease is lost (etcd was unreachable for longer
+than the TTL) it registers again. On SIGTERM it revokes its lease, so a clean
+stop removes the host at once.
+
+Converging containers to the desired state, status reports and the GC timers
+build on this loop (later issues). No Ansible import: this runs as a daemon
+from a copy of ``module_utils`` installed by the ``dcm_agent`` role.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import hostinfo, keys
+from .errors import DcmError, StoreError
+from .etcd import EtcdClient, EtcdConfig
+from .spec import canonical_json
+from .units import format_cpus, parse_cpus, parse_memory
+
+LOG = logging.getLogger("dcm-agent")
+
+DEFAULT_CONFIG_PATH = "/etc/dcm/agent.json"
+
+
+@dataclass
+class AgentConfig:
+    """What ``/etc/dcm/agent.json`` holds (written by the dcm_agent role)."""
+
+    host_name: str
+    etcd: EtcdConfig
+    reserve_cpus: int = 500  # millicpus kept for the host's own daemons
+    reserve_memory: int = 512 << 20
+    advertise_cpus: int | None = None  # override the detected total (millicpus)
+    advertise_memory: int | None = None  # override the detected total (bytes)
+    address: str | None = None  # override the detected address
+    labels: dict = field(default_factory=dict)
+    lease_ttl: int = 30
+    heartbeat: float = 10.0
+    refresh_every: int = 6  # rewrite the record every N heartbeats (resources may change)
+    version: str = "0"
+
+
+def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
+    """Read and check the agent's JSON configuration; errors name the key and the fix."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except OSError as exc:
+        raise DcmError(f"cannot read the agent configuration {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise DcmError(f"the agent configuration {path} is not valid JSON: {exc}") from None
+    etcd = raw.get("etcd") or {}
+    if not etcd.get("endpoints"):
+        raise DcmError(f"{path}: etcd.endpoints is empty; list the etcd client URLs (https://HOST:2379)")
+    known = {"host_name", "etcd", "reserve_cpus", "reserve_memory", "advertise_cpus", "advertise_memory",
+             "address", "labels", "lease_ttl", "heartbeat", "refresh_every", "version"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise DcmError(f"{path}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
+    ttl = int(raw.get("lease_ttl", 30))
+    heartbeat = float(raw.get("heartbeat", 10))
+    if not 0 < heartbeat < ttl:
+        raise DcmError(f"{path}: heartbeat ({heartbeat} s) must be positive and shorter than lease_ttl ({ttl} s)")
+    return AgentConfig(
+        host_name=str(raw.get("host_name") or socket.gethostname().split(".")[0]),
+        etcd=EtcdConfig(
+            endpoints=tuple(etcd["endpoints"]),
+            ca_cert=etcd.get("ca_cert"),
+            client_cert=etcd.get("client_cert"),
+            client_key=etcd.get("client_key"),
+            timeout=float(etcd.get("timeout", 5.0)),
+        ),
+        reserve_cpus=parse_cpus(raw.get("reserve_cpus", 0.5)),
+        reserve_memory=parse_memory(raw.get("reserve_memory", "512m")),
+        advertise_cpus=parse_cpus(raw["advertise_cpus"]) if raw.get("advertise_cpus") is not None else None,
+        advertise_memory=parse_memory(raw["advertise_memory"]) if raw.get("advertise_memory") is not None else None,
+        address=raw.get("address"),
+        labels=dict(raw.get("labels") or {}),
+        lease_ttl=ttl,
+        heartbeat=heartbeat,
+        refresh_every=int(raw.get("refresh_every", 6)),
+        version=str(raw.get("version", "0")),
+    )
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    cpus: int  # millicpus
+    memory: int  # bytes
+    address: str | None
+    disk: dict
+
+
+def read_facts(root: str = "/") -> HostFacts:
+    """What this host has, cgroup limits included (see :mod:`hostinfo`)."""
+    address, _interface, _error = hostinfo.address(root)
+    return HostFacts(cpus=hostinfo.cpus(root).value, memory=hostinfo.memory(root).value,
+                     address=address, disk=hostinfo.disk("/"))
+
+
+def host_record(config: AgentConfig, facts: HostFacts, now: float) -> dict:
+    """The record ``/dcm/hosts/<host>`` holds: pure, so it is tested without a host."""
+    cpus = config.advertise_cpus if config.advertise_cpus is not None else facts.cpus
+    memory = config.advertise_memory if config.advertise_memory is not None else facts.memory
+    alloc_cpus, alloc_memory = hostinfo.allocatable(cpus, memory, config.reserve_cpus, config.reserve_memory)
+    return {
+        "name": config.host_name,
+        "address": config.address or facts.address,
+        "cpus": format_cpus(cpus),
+        "memory": memory,
+        "allocatable": {"cpus": format_cpus(alloc_cpus), "memory": alloc_memory},
+        "reserved": {"cpus": format_cpus(config.reserve_cpus), "memory": config.reserve_memory},
+        "advertised": config.advertise_cpus is not None or config.advertise_memory is not None,
+        "disk": facts.disk,
+        "labels": dict(config.labels),
+        "agent_version": config.version,
+        "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+    }
+
+
+class Agent:
+    """The registration loop. ``facts`` and ``clock`` are injectable for tests."""
+
+    def __init__(self, config: AgentConfig, client: EtcdClient,
+                 facts: Callable[[], HostFacts] = read_facts, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.client = client
+        self.facts = facts
+        self.clock = clock
+        self.lease = 0
+        self.beats = 0
+        self.stopping = threading.Event()
+
+    @property
+    def key(self) -> str:
+        return keys.host_key(self.config.host_name)
+
+    def register(self) -> None:
+        """Write the host record on a new lease."""
+        lease = self.client.lease_grant(self.config.lease_ttl)
+        record = host_record(self.config, self.facts(), self.clock())
+        self.client.put(self.key, canonical_json(record), lease=lease)
+        self.lease = lease
+        self.beats = 0
+        LOG.info("registered %s (lease %x, ttl %ss): %s CPUs, %s bytes allocatable", self.config.host_name,
+                 lease, self.config.lease_ttl, record["allocatable"]["cpus"], record["allocatable"]["memory"])
+
+    def beat(self) -> None:
+        """Refresh the lease; register again if it is gone; rewrite the record now and then."""
+        if not self.lease or self.client.lease_keepalive(self.lease) <= 0:
+            if self.lease:
+                LOG.warning("lease %x expired; registering %s again", self.lease, self.config.host_name)
+            self.register()
+            return
+        self.beats += 1
+        if self.beats % max(self.config.refresh_every, 1) == 0:
+            record = host_record(self.config, self.facts(), self.clock())
+            self.client.put(self.key, canonical_json(record), lease=self.lease)
+
+    def deregister(self) -> None:
+        if self.lease:
+            try:
+                self.client.lease_revoke(self.lease)
+                LOG.info("revoked lease %x: %s left the pool", self.lease, self.config.host_name)
+            except StoreError as exc:
+                LOG.warning("could not revoke lease %x (%s); the host leaves when it expires", self.lease, exc)
+            self.lease = 0
+
+    def run(self, ready: Callable[[], None] = lambda: None) -> None:
+        """Beat until :meth:`stop`; etcd outages are logged and retried, never fatal."""
+        notified = False
+        delay = self.config.heartbeat
+        while not self.stopping.is_set():
+            try:
+                self.beat()
+                delay = self.config.heartbeat
+                if not notified:
+                    ready()
+                    notified = True
+            except StoreError as exc:
+                delay = min(max(delay / 2, 1.0), self.config.heartbeat)
+                LOG.warning("etcd: %s (retrying in %.0f s)", exc, delay)
+            self.stopping.wait(delay)
+        self.deregister()
+
+    def stop(self, *_args: object) -> None:
+        self.stopping.set()
+
+
+def notify_systemd(message: str) -> None:
+    """sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET (Type=notify units)."""
+    target = os.environ.get("NOTIFY_SOCKET")
+    if not target:
+        return
+    if target.startswith("@"):
+        target = "\0" + target[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(target)
+        sock.sendall(message.encode("utf-8"))
+
+
+def show_registration(config: AgentConfig) -> int:
+    """``dcm-agent --show``: print this host's record from etcd (exit 1 when it is not registered)."""
+    kv = EtcdClient(config.etcd).get(keys.host_key(config.host_name))
+    if kv is None:
+        print(f"{config.host_name} is not registered in etcd ({keys.host_key(config.host_name)} is absent)",
+              file=sys.stderr)
+        return 1
+    print(kv.value)
+    return 0
+
+
+def main(argv: list | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    show = "--show" in args
+    args = [a for a in args if a != "--show"]
+    path = args[0] if args else os.environ.get("DCM_AGENT_CONFIG", DEFAULT_CONFIG_PATH)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stdout)
+    try:
+        config = load_config(path)
+        if show:
+            return show_registration(config)
+        agent = Agent(config, EtcdClient(config.etcd))
+    except DcmError as exc:
+        LOG.error("%s", exc)
+        return 2
+    signal.signal(signal.SIGTERM, agent.stop)
+    signal.signal(signal.SIGINT, agent.stop)
+    agent.run(ready=lambda: notify_systemd("READY=1\nSTATUS=registered"))
+    return 0

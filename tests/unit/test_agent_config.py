@@ -1,0 +1,60 @@
+"""The agent's configuration and host record (pure parts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.agent import HostFacts, host_record, load_config
+from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
+
+G = 1 << 30
+FACTS = HostFacts(cpus=8000, memory=32 * G, address="10.0.0.5", disk={"total": 1, "free": 1})
+
+
+def write(tmp_path, data) -> str:
+    path = tmp_path / "agent.json"
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return str(path)
+
+
+def test_record_subtracts_the_reserve_from_detected_totals(tmp_path):
+    config = load_config(write(tmp_path, {"host_name": "h1", "etcd": {"endpoints": ["https://127.0.0.1:2379"]},
+                                          "reserve_cpus": 1.5, "reserve_memory": "2g", "labels": {"rack": "a"}}))
+    record = host_record(config, FACTS, now=0)
+    assert record["name"] == "h1" and record["address"] == "10.0.0.5"
+    assert (record["cpus"], record["memory"]) == (8, 32 * G)
+    assert record["allocatable"] == {"cpus": 6.5, "memory": 30 * G}
+    assert record["labels"] == {"rack": "a"} and record["advertised"] is False
+    assert record["registered_at"] == "1970-01-01T00:00:00Z"
+
+
+def test_advertised_totals_and_address_override(tmp_path):
+    config = load_config(write(tmp_path, {"host_name": "h1", "etcd": {"endpoints": ["https://e:2379"]},
+                                          "advertise_cpus": 4, "advertise_memory": "6g", "address": "172.29.99.11"}))
+    record = host_record(config, FACTS, now=0)
+    assert record["allocatable"] == {"cpus": 3.5, "memory": 6 * G - (512 << 20)}
+    assert record["advertised"] is True and record["address"] == "172.29.99.11"
+
+
+def test_reserve_larger_than_the_host_leaves_nothing(tmp_path):
+    config = load_config(write(tmp_path, {"etcd": {"endpoints": ["https://e:2379"]}, "reserve_cpus": 64,
+                                          "reserve_memory": "1t"}))
+    assert host_record(config, FACTS, now=0)["allocatable"] == {"cpus": 0, "memory": 0}
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"etcd": {"endpoints": []}}, "etcd.endpoints is empty"),
+    ({"etcd": {"endpoints": ["https://e:2379"]}, "heartbeet": 5}, "unknown keys heartbeet"),
+    ({"etcd": {"endpoints": ["https://e:2379"]}, "heartbeat": 30, "lease_ttl": 30}, "must be positive and shorter than lease_ttl"),
+    ("{not json", "is not valid JSON"),
+])
+def test_bad_configuration_is_named(tmp_path, data, message):
+    with pytest.raises(DcmError, match=message):
+        load_config(write(tmp_path, data))
+
+
+def test_missing_configuration_file(tmp_path):
+    with pytest.raises(DcmError, match="cannot read the agent configuration"):
+        load_config(str(tmp_path / "absent.json"))
