@@ -218,10 +218,10 @@ def show_registration(config: AgentConfig) -> int:
     """``dcm-agent --show``: print this host's record from etcd (exit 1 when it is not registered)."""
     kv = EtcdClient(config.etcd).get(keys.host_key(config.host_name))
     if kv is None:
-        print(f"{config.host_name} is not registered in etcd ({keys.host_key(config.host_name)} is absent)",
-              file=sys.stderr)
+        sys.stderr.write(f"{config.host_name} is not registered in etcd "
+                         f"({keys.host_key(config.host_name)} is absent)\n")
         return 1
-    print(kv.value)
+    sys.stdout.write(kv.value + "\n")
     return 0
 
 
