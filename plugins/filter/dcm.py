@@ -67,6 +67,31 @@ def least_requested_rate(host: object) -> float:
     return _rate(cpus, memory, requested_cpus, requested_memory)
 
 
+def pool_address(host: object) -> str:
+    """The address other pool hosts reach a host on, from its hostvars.
+
+    The first that is set of ``dcm_address`` (inventory), ``ansible_default_ipv4.address`` (gathered
+    facts), ``ansible_host``, ``inventory_hostname``. Role defaults are not visible through another
+    host's hostvars, so every cross-host address (etcd peers, registry) goes through here.
+    """
+    if not isinstance(host, Mapping):
+        raise AnsibleFilterError(
+            "pool_address: expects a host's variables, e.g. groups.dcm_masters | map('extract', hostvars), "
+            f"got {type(host).__name__}"
+        )
+    explicit = host.get("dcm_address")
+    if explicit:
+        return str(explicit)
+    ipv4 = host.get("ansible_default_ipv4") or {}
+    if isinstance(ipv4, Mapping) and ipv4.get("address"):
+        return str(ipv4["address"])
+    for key in ("ansible_host", "inventory_hostname"):
+        if host.get(key):
+            return str(host[key])
+    raise AnsibleFilterError("pool_address: the host has neither dcm_address, gathered facts, ansible_host "
+                             "nor inventory_hostname")
+
+
 class FilterModule:
     """DCSpark quantity filters."""
 
@@ -76,4 +101,5 @@ class FilterModule:
             "memory_human": memory_human,
             "cpus_milli": cpus_milli,
             "least_requested_rate": least_requested_rate,
+            "pool_address": pool_address,
         }

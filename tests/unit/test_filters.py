@@ -16,7 +16,7 @@ GIB = 1 << 30
 
 
 def test_the_plugin_exports_the_documented_filters():
-    assert set(FILTERS) == {"memory_bytes", "memory_human", "cpus_milli", "least_requested_rate"}
+    assert set(FILTERS) == {"memory_bytes", "memory_human", "cpus_milli", "least_requested_rate", "pool_address"}
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -162,3 +162,23 @@ def test_a_wrong_expectation_fails_the_playbook(tmp_path):
     proc = run_playbook(str(playbook))
     assert proc.returncode != 0
     assert "failed=1" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("hostvars", "expected"),
+    [
+        ({"dcm_address": "10.0.0.5", "ansible_default_ipv4": {"address": "192.0.2.1"}}, "10.0.0.5"),
+        ({"ansible_default_ipv4": {"address": "192.0.2.1"}, "ansible_host": "h1.lab"}, "192.0.2.1"),
+        ({"ansible_default_ipv4": {}, "ansible_host": "h1.lab", "inventory_hostname": "h1"}, "h1.lab"),
+        ({"inventory_hostname": "h1"}, "h1"),
+    ],
+)
+def test_pool_address_prefers_the_inventory_then_facts(hostvars, expected):
+    assert FILTERS["pool_address"](hostvars) == expected
+
+
+def test_pool_address_rejects_what_is_not_a_host():
+    with pytest.raises(AnsibleFilterError, match="pool_address: expects a host's variables"):
+        FILTERS["pool_address"]("10.0.0.5")
+    with pytest.raises(AnsibleFilterError, match="neither dcm_address"):
+        FILTERS["pool_address"]({})
