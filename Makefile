@@ -1,6 +1,7 @@
 # Developer and CI entry points for the dcspark.dcm collection.
 #   make setup   system packages, .venv from requirements-dev.txt, the dcspark.dcm link
-#   make test    setup, Docker engine, then lint, sanity, doc and pytest (what .ci/run runs)
+#   make test    setup, Docker engine, then lint, sanity, doc, molecule and pytest (what .ci/run runs)
+#   make sandbox simulated hosts on the local Docker engine, provisioned with site.yml (sandbox-down: gone)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -17,7 +18,7 @@ COLLECTION_LINK := .collections/ansible_collections/dcspark/dcm
 # molecule call ansible-playbook, ansible-config... from PATH).
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup system-deps docker test lint sanity doc pytest unit bench clean
+.PHONY: setup system-deps docker test lint sanity doc pytest unit bench clean sandbox sandbox-down molecule
 
 setup: system-deps $(VENV_STAMP) $(COLLECTION_LINK)
 
@@ -44,6 +45,7 @@ test: setup
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory sanity
 	$(MAKE) --no-print-directory doc
+	$(MAKE) --no-print-directory molecule
 	$(MAKE) --no-print-directory pytest
 
 lint: $(VENV_STAMP) $(COLLECTION_LINK)
@@ -63,6 +65,24 @@ unit: $(VENV_STAMP) $(COLLECTION_LINK)
 
 bench: $(VENV_STAMP) $(COLLECTION_LINK)
 	$(VENV)/bin/python benchmarks/bench_core.py
+
+# The sandbox: simulated hosts (containers running systemd and their own dockerd) on the local
+# engine, provisioned with site.yml. `make sandbox-down` removes exactly what it created.
+SANDBOX_INVENTORY := inventories/sandbox
+
+sandbox: setup
+	scripts/ensure-docker.sh
+	$(VENV)/bin/ansible-playbook -i $(SANDBOX_INVENTORY) playbooks/sandbox_up.yml
+	$(VENV)/bin/ansible-playbook -i $(SANDBOX_INVENTORY) playbooks/site.yml
+
+sandbox-down: $(VENV_STAMP) $(COLLECTION_LINK)
+	scripts/ensure-docker.sh
+	$(VENV)/bin/ansible-playbook -i $(SANDBOX_INVENTORY) playbooks/sandbox_down.yml
+
+# molecule/default: its own sandbox (dcspark-molecule-*), site.yml twice, testinfra, teardown.
+molecule: $(VENV_STAMP) $(COLLECTION_LINK)
+	scripts/ensure-docker.sh
+	$(VENV)/bin/molecule test
 
 clean:
 	rm -rf $(VENV) .build .collections
