@@ -8,9 +8,13 @@ pool within the TTL. When the lease is lost (etcd was unreachable for longer
 than the TTL) it registers again. On SIGTERM it revokes its lease, so a clean
 stop removes the host at once.
 
-Converging containers to the desired state, status reports and the GC timers
-build on this loop (later issues). No Ansible import: this runs as a daemon
-from a copy of ``module_utils`` installed by the ``dcm_agent`` role.
+A second thread converges the host to the desired state (:mod:`converge`):
+every ``converge_interval`` seconds it reads ``/dcm/clusters/``, creates,
+starts and removes this host's DCSpark containers, and reports each node's
+container under ``/dcm/status/<cluster>/<node>`` on the host's lease (so a
+dead host's reports vanish with it). It runs apart from the heartbeat so a
+long image pull never lets the lease expire. No Ansible import: this runs as
+a daemon from a copy of ``module_utils`` installed by the ``dcm_agent`` role.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import hostinfo, keys
+from . import converge, hostinfo, keys
 from .errors import DcmError, StoreError
 from .etcd import EtcdClient, EtcdConfig
 from .spec import canonical_json
@@ -53,6 +57,10 @@ class AgentConfig:
     heartbeat: float = 10.0
     refresh_every: int = 6  # rewrite the record every N heartbeats (resources may change)
     version: str = "0"
+    converge: bool = True  # run this host's DCSpark containers (False: registration only)
+    converge_interval: float = 2.0
+    docker_url: str = "unix:///var/run/docker.sock"
+    last_used_file: str = "/var/lib/dcm/image-last-used.json"
 
 
 def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
@@ -68,7 +76,8 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
     if not etcd.get("endpoints"):
         raise DcmError(f"{path}: etcd.endpoints is empty; list the etcd client URLs (https://HOST:2379)")
     known = {"host_name", "etcd", "reserve_cpus", "reserve_memory", "advertise_cpus", "advertise_memory",
-             "address", "labels", "lease_ttl", "heartbeat", "refresh_every", "version"}
+             "address", "labels", "lease_ttl", "heartbeat", "refresh_every", "version",
+             "converge", "converge_interval", "docker_url", "last_used_file"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise DcmError(f"{path}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
@@ -95,7 +104,21 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
         heartbeat=heartbeat,
         refresh_every=int(raw.get("refresh_every", 6)),
         version=str(raw.get("version", "0")),
+        converge=bool(raw.get("converge", True)),
+        converge_interval=_positive(path, "converge_interval", raw.get("converge_interval", 2.0)),
+        docker_url=str(raw.get("docker_url", "unix:///var/run/docker.sock")),
+        last_used_file=str(raw.get("last_used_file", "/var/lib/dcm/image-last-used.json")),
     )
+
+
+def _positive(path: str, key: str, value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = 0.0
+    if number <= 0:
+        raise DcmError(f"{path}: {key} must be a positive number of seconds, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -181,8 +204,10 @@ class Agent:
                 LOG.warning("could not revoke lease %x (%s); the host leaves when it expires", self.lease, exc)
             self.lease = 0
 
-    def run(self, ready: Callable[[], None] = lambda: None) -> None:
+    def run(self, ready: Callable[[], None] = lambda: None, converger: "Converger | None" = None) -> None:
         """Beat until :meth:`stop`; etcd outages are logged and retried, never fatal."""
+        if converger is not None:
+            threading.Thread(target=converger.run, args=(self,), name="converge", daemon=True).start()
         notified = False
         delay = self.config.heartbeat
         while not self.stopping.is_set():
@@ -200,6 +225,90 @@ class Agent:
 
     def stop(self, *_args: object) -> None:
         self.stopping.set()
+
+
+class Converger:
+    """The convergence loop: desired state from etcd, containers through Docker, status to etcd."""
+
+    def __init__(self, config: AgentConfig, client: EtcdClient, nodes) -> None:
+        self.config = config
+        self.client = client  # its own client: the heartbeat thread uses the agent's
+        self.nodes = nodes  # converge.DockerNodes
+        self.reported: dict = {}  # status key -> (value without time, when written)
+        self.passes = 0
+
+    def records(self) -> list:
+        kvs, _revision = self.client.get_prefix(keys.CLUSTERS)
+        records = []
+        for kv in kvs:
+            try:
+                record = json.loads(kv.value)
+            except ValueError:
+                LOG.warning("%s is not JSON; ignored", kv.key)
+                continue
+            try:
+                converge.desired_nodes([record], self.config.host_name)
+            except DcmError as exc:
+                LOG.warning("%s", exc)
+                continue
+            records.append(record)
+        return records
+
+    def once(self, lease: int) -> converge.Actions:
+        """One pass: converge the containers, then report every wanted node's status."""
+        wanted = converge.desired_nodes(self.records(), self.config.host_name)
+        actions = converge.plan_actions(wanted, self.nodes.observed())
+        self.nodes.apply(actions)
+        self.report(wanted, lease)
+        self.passes += 1
+        return actions
+
+    def report(self, wanted: dict, lease: int) -> None:
+        if not lease:
+            return  # not registered yet: reports go on the host's lease
+        now = time.time()
+        current = set()
+        for node in wanted.values():
+            key = keys.status_key(node.cluster, node.node)
+            current.add(key)
+            value = converge.status_value(self.nodes.status(node, self.config.host_name))
+            last = self.reported.get(key)
+            # unchanged reports are refreshed now and then, so observed_at tells a stale agent
+            if last and last[0] == value and now - last[1] < 30 and last[2] == lease:
+                continue
+            self.client.put(key, converge.status_value(converge.stamp(json.loads(value), now)), lease=lease)
+            self.reported[key] = (value, now, lease)
+        for key in sorted(set(self.reported) - current):
+            self.client.delete(key)
+            del self.reported[key]
+
+    def run(self, agent: "Agent") -> None:
+        while not agent.stopping.is_set():
+            try:
+                actions = self.once(agent.lease)
+                if not actions.empty:
+                    LOG.info("converged: %d created, %d started, %d removed", len(actions.create),
+                             len(actions.start), len(actions.remove))
+            except (DcmError, OSError) as exc:
+                LOG.warning("converge: %s", exc)
+            except Exception as exc:  # pylint: disable=broad-except  # Docker SDK errors: retry next pass
+                LOG.warning("converge: %s: %s", type(exc).__name__, exc)
+            agent.stopping.wait(self.config.converge_interval)
+
+
+def make_converger(config: AgentConfig) -> Converger | None:
+    """The converger, or None (logged) when convergence is off or Docker cannot be used."""
+    if not config.converge:
+        return None
+    try:
+        import docker  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        LOG.error("the Docker SDK for Python is missing (apt install python3-docker): this host registers "
+                  "but runs no DCSpark containers")
+        return None
+    client = docker.DockerClient(base_url=config.docker_url, version="auto", timeout=600)
+    return Converger(config, EtcdClient(config.etcd),
+                     converge.DockerNodes(client, last_used_file=config.last_used_file, log=LOG))
 
 
 def notify_systemd(message: str) -> None:
@@ -241,5 +350,11 @@ def main(argv: list | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)
-    agent.run(ready=lambda: notify_systemd("READY=1\nSTATUS=registered"))
+    try:
+        converger = make_converger(config)
+    except Exception as exc:  # pylint: disable=broad-except  # a Docker engine that does not answer yet
+        LOG.error("cannot use the Docker engine at %s (%s): registering only; restart the agent once Docker runs",
+                  config.docker_url, exc)
+        converger = None
+    agent.run(ready=lambda: notify_systemd("READY=1\nSTATUS=registered"), converger=converger)
     return 0

@@ -14,6 +14,7 @@ capacity, so they cannot make a plan overcommit and need no guard.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -110,6 +111,31 @@ def plan_cluster(spec: dict, hosts: list) -> Plan:
     return schedule(spec["name"], requests_of(spec), spec["worker"]["count"], hosts)
 
 
+NETWORK_DRIVERS = ("overlay", "bridge")
+HIDDEN = "********"
+
+
+def default_network(name: str, driver: str = "overlay") -> dict:
+    """The cluster's own network: ``dcm-<name>``, created before its containers, removed after them."""
+    return {"name": f"dcm-{name}", "driver": driver}
+
+
+def cluster_secret(previous: dict | None) -> str:
+    """The cluster's ``spark.authenticate`` secret: kept across generations, random for a new cluster."""
+    kept = (previous or {}).get("secret")
+    return kept if isinstance(kept, str) and len(kept) >= 32 else secrets.token_hex(32)
+
+
+def public_record(record: dict | None) -> dict | None:
+    """A cluster record fit for output and logs: the secret hidden."""
+    if not record:
+        return record
+    shown = dict(record)
+    if "secret" in shown:
+        shown["secret"] = HIDDEN
+    return shown
+
+
 def cluster_record(
     spec: dict,
     placement: dict,
@@ -117,6 +143,7 @@ def cluster_record(
     previous: dict | None,
     deployed_by: str | None,
     now: float,
+    network: dict | None = None,
 ) -> dict:
     """The record ``/dcm/clusters/<name>`` holds for a new generation."""
     return {
@@ -124,6 +151,8 @@ def cluster_record(
         "spec": spec,
         "spec_hash": spec_hash(spec),
         "images": dict(images or {}),
+        "network": dict(network or (previous or {}).get("network") or default_network(spec["name"])),
+        "secret": cluster_secret(previous),
         "placement": placement,
         "generation": (previous or {}).get("generation", 0) + 1,
         "desired_state": "running",
@@ -132,11 +161,13 @@ def cluster_record(
     }
 
 
-def record_unchanged(previous: dict | None, spec: dict, images: dict | None) -> bool:
-    """True when ``previous`` already is this spec with these images (no new generation)."""
+def record_unchanged(previous: dict | None, spec: dict, images: dict | None, network: dict | None = None) -> bool:
+    """True when ``previous`` already is this spec with these images and network (no new generation)."""
     if not previous:
         return False
     if previous.get("spec_hash") != spec_hash(spec):
+        return False
+    if network is not None and dict(network) != previous.get("network"):
         return False
     return images is None or dict(images) == previous.get("images", {})
 
@@ -192,6 +223,7 @@ class DcmStore:
         deployed_by: str | None = None,
         attempts: int = 20,
         check_mode: bool = False,
+        network: dict | None = None,
     ) -> Reservation:
         """Plan ``spec`` against the live pool and commit its record atomically.
 
@@ -203,7 +235,7 @@ class DcmStore:
         for attempt in range(1, attempts + 1):
             snap = self.snapshot()
             previous = snap.clusters.get(name)
-            if record_unchanged(previous, spec, images):
+            if record_unchanged(previous, spec, images, network):
                 return Reservation(record=previous, changed=False, attempts=attempt, previous=previous)
             if previous and previous.get("spec_hash") == spec_hash(spec):
                 # Same spec, new images: the same resources stay where they are reserved.
@@ -212,7 +244,7 @@ class DcmStore:
             else:
                 plan = plan_cluster(spec, snap.pool(exclude_cluster=name))
                 placement = plan.placement
-            record = cluster_record(spec, placement, images, previous, deployed_by, time.time())
+            record = cluster_record(spec, placement, images, previous, deployed_by, time.time(), network)
             if check_mode:
                 return Reservation(record=record, changed=True, attempts=attempt, plan=plan, previous=previous)
             # Another reservation, or a host cordoned since the read, invalidates the plan.
@@ -266,3 +298,81 @@ def _load(key: str, value: str) -> dict:
         return json.loads(value)
     except ValueError:
         raise StoreError(f"etcd key {key} does not hold JSON; was it written by something other than DCM?") from None
+
+
+def pool_view(snap: Snapshot, status: dict, cluster: str | None = None) -> dict:
+    """Hosts, clusters, placements and node health as an operator reads them (``dcm_pool_info``, status.yml).
+
+    ``status`` maps ``(cluster, node)`` to the agents' reports under ``/dcm/status/``.
+    """
+    hosts = []
+    for host in snap.pool():
+        record = snap.hosts.get(host.name) or {}
+        hosts.append({
+            "name": host.name,
+            "address": record.get("address"),
+            "live": host.live,
+            "cordoned": host.cordoned,
+            "cpus": host.cpus / 1000,
+            "memory": host.memory,
+            "requested_cpus": host.requested_cpus / 1000,
+            "requested_memory": host.requested_memory,
+            "clusters": sorted(host.clusters),
+            "agent_version": record.get("agent_version"),
+        })
+    clusters = []
+    for name in sorted(snap.clusters):
+        if cluster is not None and name != cluster:
+            continue
+        record = snap.clusters[name]
+        placement = record.get("placement") or {}
+        workers = list(placement.get("workers") or [])
+        nodes = []
+        for node, host in zip(keys.node_names(len(workers)), [placement.get("master"), placement.get("driver")] + workers):
+            report = status.get((name, node)) or {}
+            nodes.append({
+                "node": node,
+                "host": host,
+                "container": keys.container_name(name, node),
+                "state": report.get("state", "unreported"),
+                "health": report.get("health", "unknown"),
+                "restarts": report.get("restarts", 0),
+                "generation": report.get("generation"),
+                "ui_port": report.get("ui_port"),
+                "error": report.get("error"),
+                "observed_at": report.get("observed_at"),
+            })
+        master_host = snap.hosts.get(placement.get("master") or "") or {}
+        master_report = status.get((name, "master")) or {}
+        ui = (f"http://{master_host['address']}:{master_report['ui_port']}"
+              if master_host.get("address") and master_report.get("ui_port") else None)
+        running = [n for n in nodes if n["state"] == "running" and n["generation"] == record.get("generation")]
+        clusters.append({
+            "name": name,
+            "generation": record.get("generation"),
+            "desired_state": record.get("desired_state"),
+            "spec_hash": record.get("spec_hash"),
+            "spark_version": (record.get("spec") or {}).get("runtime", {}).get("spark_version"),
+            "placement": placement,
+            "images": record.get("images", {}),
+            "network": record.get("network"),
+            "master_url": f"spark://{keys.container_name(name, 'master')}:7077",
+            "ui": ui,
+            "nodes": nodes,
+            "running": len(running),
+            "converged": len(running) == len(nodes),
+        })
+    return {"revision": snap.revision, "hosts": hosts, "clusters": clusters}
+
+
+def read_status(client: EtcdClient, revision: int = 0) -> dict:
+    """Every agent report under ``/dcm/status/``: ``{(cluster, node): report}``."""
+    kvs, _rev = client.get_prefix(keys.STATUS, revision=revision)
+    reports = {}
+    for kv in kvs:
+        cluster, _sep, node = keys.name_from_key(keys.STATUS, kv.key).partition("/")
+        try:
+            reports[(cluster, node)] = json.loads(kv.value)
+        except ValueError:
+            reports[(cluster, node)] = {"state": "unreadable", "error": f"{kv.key} is not JSON"}
+    return reports

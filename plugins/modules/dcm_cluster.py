@@ -60,6 +60,22 @@ options:
       - Validated against the collection's JSON Schema before anything is read or written.
       - Required with O(state=present).
     type: raw
+  network:
+    description:
+      - The cluster's own Docker network, which the agents attach its containers to. It must exist before
+        the record is written (M(community.docker.docker_network) on a swarm manager for V(overlay)).
+      - "Defaults to C({name: dcm-<cluster>, driver: overlay}), or what the record already has."
+    type: dict
+    suboptions:
+      name:
+        description: Network name.
+        type: str
+        required: true
+      driver:
+        description: V(overlay) (a pool-wide attachable overlay network) or V(bridge) (one host, local mode).
+        type: str
+        choices: [overlay, bridge]
+        default: overlay
   images:
     description:
       - Image reference of each role (V(master), V(worker), V(driver)), preferably by digest.
@@ -115,8 +131,10 @@ name:
 record:
   description:
     - The cluster record as stored (or, in check mode, as it would be stored) under
-      C(/dcm/clusters/<name>) - normalized spec, C(spec_hash), C(images), C(placement), C(generation),
-      C(desired_state), C(deployed_by), C(updated_at).
+      C(/dcm/clusters/<name>) - normalized spec, C(spec_hash), C(images), C(network), C(placement),
+      C(generation), C(desired_state), C(deployed_by), C(updated_at).
+    - C(secret), the cluster's random C(spark.authenticate) secret (kept across generations, handed to its
+      containers by the agents), is stored in etcd but always shown as C(********).
     - With O(state=absent), the record that was removed.
   returned: when the cluster is present, or was removed
   type: dict
@@ -172,7 +190,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient
 from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
 from ansible_collections.dcspark.dcm.plugins.module_utils.scheduler import ROLES
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec_loading import spec_from_param
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore
+from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, public_record
 
 
 def _images(value: dict | None) -> dict | None:
@@ -204,8 +222,9 @@ def _present(module: AnsibleModule, store: DcmStore, result: dict) -> None:
         deployed_by=params["deployed_by"],
         attempts=params["attempts"],
         check_mode=module.check_mode,
+        network=params["network"],
     )
-    record = reservation.record
+    record = public_record(reservation.record)
     result.update(
         changed=reservation.changed,
         record=record,
@@ -218,7 +237,7 @@ def _present(module: AnsibleModule, store: DcmStore, result: dict) -> None:
         summary = reservation.plan.to_dict()
         result.update(hosts_used=summary["hosts_used"], hosts=summary["hosts"])
     if module._diff:
-        result["diff"] = {"before": reservation.previous or {}, "after": record}
+        result["diff"] = {"before": public_record(reservation.previous) or {}, "after": record}
 
 
 def _absent(module: AnsibleModule, store: DcmStore, result: dict) -> None:
@@ -227,9 +246,9 @@ def _absent(module: AnsibleModule, store: DcmStore, result: dict) -> None:
     removed = store.remove_cluster(name, check_mode=module.check_mode)
     result["changed"] = removed is not None
     if removed is not None:
-        result["record"] = removed
+        result["record"] = public_record(removed)
     if module._diff:
-        result["diff"] = {"before": removed or {}, "after": {}}
+        result["diff"] = {"before": public_record(removed) or {}, "after": {}}
 
 
 def main() -> None:
@@ -239,6 +258,13 @@ def main() -> None:
             "name": {"type": "str"},
             "spec": {"type": "raw"},
             "images": {"type": "dict"},
+            "network": {
+                "type": "dict",
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "driver": {"type": "str", "choices": ["overlay", "bridge"], "default": "overlay"},
+                },
+            },
             "deployed_by": {"type": "str"},
             "attempts": {"type": "int", "default": 20},
             **ETCD_OPTIONS,

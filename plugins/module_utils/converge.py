@@ -1,0 +1,356 @@
+"""Converging one host to the desired state: the DCM agent's second loop.
+
+The desired state is the set of cluster records under ``/dcm/clusters/``. For
+the host the agent runs on, :func:`desired_nodes` derives every container it
+must run (image by digest, CPU and memory limits, network, host name, labels,
+environment) — pure, so it is tested without Docker. :func:`plan_actions`
+compares that with the DCSpark containers the engine has and says what to
+create, start and remove. :class:`DockerNodes` applies the plan through the
+Docker SDK and reads back what each node's container is doing, which the
+agent reports under ``/dcm/status/<cluster>/<node>``.
+
+Every container DCM starts has a memory limit (no swap), a CPU quota, a PID
+limit, no capabilities, ``no-new-privileges`` and a non-root user (an image
+whose user is root is refused, not started).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from . import keys, labels
+from .docker_host import placed_nodes, record_image_use
+from .errors import DcmError
+from .units import format_memory, parse_cpus, parse_memory
+
+MIB = 1 << 20
+MASTER_PORT = 7077
+MASTER_UI_PORT = 8080
+CONFIG_LABEL = "org.dcspark.config"  # hash of everything a node's container is created from
+GENERATION_LABEL = "org.dcspark.generation"
+PIDS_LIMIT = 4096
+
+
+def _mib(value: int) -> int:
+    return value // MIB
+
+
+def daemon_memory(role: str, memory: int) -> int:
+    """Heap of the Spark daemon JVM (master, worker) inside a container of ``memory`` bytes."""
+    if role == "master":
+        return max(128 * MIB, min(1024 * MIB, memory // 2)) // MIB * MIB
+    return (256 if memory >= 1024 * MIB else 128) * MIB
+
+
+def worker_offer(cpus_milli: int, memory: int) -> tuple:
+    """(cores, memory) a worker offers its executors: whole cores, memory minus its daemon and slack."""
+    cores = max(1, math.ceil(cpus_milli / 1000))
+    offered = memory - daemon_memory("worker", memory) - 128 * MIB
+    return cores, max(256 * MIB, offered) // MIB * MIB
+
+
+def driver_heap(memory: int) -> int:
+    """spark.driver.memory for a driver container: 5/8 of it, the rest for Python and JVM overhead."""
+    return max(256 * MIB, memory * 5 // 8) // MIB * MIB
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One container the host must run."""
+
+    cluster: str
+    node: str  # master, driver, worker-3
+    role: str  # master, driver, worker
+    name: str  # container and host name: spark-worker-face-3
+    image: str  # by digest
+    cpus: int  # millicpus
+    memory: int  # bytes
+    network: str
+    network_driver: str
+    generation: int
+    spec_hash: str
+    env: tuple  # sorted (key, value) pairs
+    publish_ui: bool = False
+
+    @property
+    def config_hash(self) -> str:
+        """Hash of everything the container is created from: a change means a new container."""
+        data = json.dumps([self.image, self.cpus, self.memory, self.network, self.env, self.publish_ui,
+                           self.name], sort_keys=True)
+        return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
+
+    def labels(self) -> dict:
+        return {
+            labels.MANAGED: "true",
+            labels.CLUSTER: self.cluster,
+            labels.NODE: self.node,
+            labels.ROLE: self.role,
+            labels.SPEC_HASH: self.spec_hash,
+            GENERATION_LABEL: str(self.generation),
+            CONFIG_LABEL: self.config_hash,
+        }
+
+
+def node_env(record: dict, role: str, cpus: int, memory: int) -> dict:
+    """The environment of a node's container (the contract of the images' ``dcspark-node``)."""
+    spec = record["spec"]
+    name = record["name"]
+    env = {str(k): str(v) for k, v in (spec.get("runtime", {}).get("env") or {}).items()}
+    env.update({
+        "DCSPARK_CLUSTER": name,
+        "SPARK_MASTER_URL": f"spark://{keys.container_name(name, 'master')}:{MASTER_PORT}",
+        "_SPARK_AUTH_SECRET": record["secret"],
+        "DCSPARK_SPARK_CONF": json.dumps(spec.get("spark_conf") or {}, sort_keys=True),
+    })
+    if role in ("master", "worker"):
+        env["SPARK_DAEMON_MEMORY"] = f"{_mib(daemon_memory(role, memory))}m"
+    if role == "worker":
+        cores, offered = worker_offer(cpus, memory)
+        env["SPARK_WORKER_CORES"] = str(cores)
+        env["SPARK_WORKER_MEMORY"] = f"{_mib(offered)}m"
+    if role == "driver":
+        app = spec.get("app") or {}
+        env["DCSPARK_DRIVER_MEMORY"] = f"{_mib(driver_heap(memory))}m"
+        env["DCSPARK_APP_MAIN"] = str(app.get("main") or "")
+        env["DCSPARK_APP_ARGS"] = json.dumps([str(a) for a in app.get("args") or []])
+    return env
+
+
+def desired_nodes(records: Iterable[dict], host: str) -> dict:
+    """``{container name: NodeSpec}`` of every node that running clusters place on ``host``."""
+    wanted = {}
+    for record in records:
+        if record.get("desired_state", "running") != "running":
+            continue
+        missing = [key for key in ("name", "spec", "placement", "images", "secret", "network") if not record.get(key)]
+        if missing:
+            raise DcmError(f"cluster record {record.get('name', '?')}: lacks {', '.join(missing)}; "
+                           "deploy it again with deploy_cluster.yml")
+        spec = record["spec"]
+        for node, node_host in placed_nodes(record):
+            if node_host != host:
+                continue
+            role = node.split("-", 1)[0]
+            image = record["images"].get(role)
+            if not image:
+                raise DcmError(f"cluster {record['name']}: no {role} image in its record")
+            request = spec[role]
+            cpus, memory = parse_cpus(request["cpus"]), parse_memory(request["memory"])
+            spec_node = NodeSpec(
+                cluster=record["name"], node=node, role=role, name=keys.container_name(record["name"], node),
+                image=image, cpus=cpus, memory=memory,
+                network=record["network"]["name"], network_driver=record["network"].get("driver", "overlay"),
+                generation=int(record.get("generation", 0)), spec_hash=record.get("spec_hash", ""),
+                env=tuple(sorted(node_env(record, role, cpus, memory).items())),
+                publish_ui=role == "master",
+            )
+            wanted[spec_node.name] = spec_node
+    return wanted
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A DCSpark container as the engine lists it."""
+
+    id: str
+    name: str
+    state: str  # running, exited, created, restarting...
+    labels: dict
+    image_id: str = ""
+
+    @property
+    def config_hash(self) -> str:
+        return self.labels.get(CONFIG_LABEL, "")
+
+
+@dataclass
+class Actions:
+    create: list = field(default_factory=list)  # NodeSpec
+    start: list = field(default_factory=list)  # (NodeSpec, Observed)
+    remove: list = field(default_factory=list)  # Observed
+    keep: list = field(default_factory=list)  # (NodeSpec, Observed)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.create or self.start or self.remove)
+
+
+def plan_actions(wanted: dict, observed: Iterable[Observed]) -> Actions:
+    """What turns ``observed`` into ``wanted``: a changed node is removed and created again."""
+    actions = Actions()
+    seen = set()
+    for container in sorted(observed, key=lambda c: c.name):
+        node = wanted.get(container.name)
+        if node is None or container.config_hash != node.config_hash or container.name in seen:
+            actions.remove.append(container)
+            continue
+        seen.add(container.name)
+        if container.state in ("running", "restarting"):
+            actions.keep.append((node, container))
+        else:
+            actions.start.append((node, container))
+    for name in sorted(set(wanted) - seen):
+        actions.create.append(wanted[name])
+    return actions
+
+
+class NodeError(DcmError):
+    """A node that cannot run on this host (reported in its status, retried next pass)."""
+
+
+def _docker_errors():
+    import docker.errors  # pylint: disable=import-outside-toplevel
+
+    return (docker.errors.DockerException,)
+
+
+class DockerNodes:
+    """Applies :class:`Actions` through the Docker SDK (``client`` from ``docker_host.connect``)."""
+
+    def __init__(self, client, last_used_file: str | None = None, log=None) -> None:
+        self.client = client
+        self.last_used_file = last_used_file
+        self.log = log
+        self.errors: dict = {}  # container name -> last error
+        self.recorded: dict = {}  # image id -> when its use was last written to last_used_file
+
+    def observed(self) -> list:
+        found = self.client.containers.list(all=True, filters={"label": labels.MANAGED_FILTER})
+        result = []
+        for container in found:
+            container_labels = container.labels or {}
+            if not container_labels.get(labels.CLUSTER):
+                continue  # a DCSpark image's container started by someone else: not a node
+            result.append(Observed(id=container.id, name=container.name, state=container.status,
+                                   labels=container_labels, image_id=container.attrs.get("ImageID", "")))
+        return result
+
+    def _say(self, message: str, *args) -> None:
+        if self.log is not None:
+            self.log.info(message, *args)
+
+    def _image(self, node: NodeSpec):
+        try:
+            image = self.client.images.get(node.image)
+        except _docker_errors():
+            self._say("pulling %s for %s", node.image, node.name)
+            image = self.client.images.pull(node.image)
+        user = (image.attrs.get("Config") or {}).get("User") or ""
+        if user.split(":")[0] in ("", "0", "root"):
+            raise NodeError(f"{node.image} runs as root (its USER is {user or 'unset'}); DCSpark starts only "
+                            "non-root images: rebuild it with the spark_images role")
+        return image
+
+    def create(self, node: NodeSpec) -> None:
+        image = self._image(node)
+        kwargs = {
+            "name": node.name,
+            "hostname": node.name,
+            "detach": True,
+            "environment": dict(node.env),
+            "labels": node.labels(),
+            "network": node.network,
+            "nano_cpus": node.cpus * 1_000_000,
+            "mem_limit": node.memory,
+            "memswap_limit": node.memory,
+            "pids_limit": PIDS_LIMIT,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "restart_policy": {"Name": "unless-stopped"},
+            "log_config": {"Type": "json-file", "Config": {"max-size": "50m", "max-file": "3"}},
+        }
+        if node.publish_ui:
+            kwargs["ports"] = {f"{MASTER_UI_PORT}/tcp": None}  # an ephemeral host port, reported in status
+        self._say("creating %s (%s, %s CPUs, %s)", node.name, node.image, node.cpus / 1000, format_memory(node.memory))
+        container = self.client.containers.create(image.id, **kwargs)
+        try:
+            container.start()
+        except _docker_errors():
+            container.remove(force=True)
+            raise
+        self._used(image.id)
+
+    def start(self, node: NodeSpec, container: Observed) -> None:
+        self._say("starting %s again (was %s)", node.name, container.state)
+        self.client.containers.get(container.id).start()
+
+    def remove(self, container: Observed) -> None:
+        self._say("removing %s (%s)", container.name, container.id[:12])
+        self.client.containers.get(container.id).remove(force=True)
+
+    def _used(self, image_id: str, every: float = 0.0) -> None:
+        """Record that ``image_id`` is in use (for the image GC's LRU), at most once per ``every`` seconds."""
+        now = time.time()
+        if not image_id or now - self.recorded.get(image_id, 0.0) < every:
+            return
+        self.recorded[image_id] = now
+        if self.last_used_file:
+            try:
+                record_image_use(self.last_used_file, image_id)
+            except OSError as exc:
+                self._say("cannot record the use of %s in %s: %s", image_id[:19], self.last_used_file, exc)
+
+    def apply(self, actions: Actions) -> None:
+        """Carry out ``actions``; a node that fails is remembered in :attr:`errors`, the others go on."""
+        for container in actions.remove:
+            self._guard(container.name, self.remove, container)
+        for node, container in actions.start:
+            self._guard(node.name, self.start, node, container)
+        for node in actions.create:
+            self._guard(node.name, self.create, node)
+        for node, container in actions.keep:
+            self.errors.pop(node.name, None)
+            self._used(container.image_id, every=300.0)
+
+    def _guard(self, name: str, call, *args) -> None:
+        try:
+            call(*args)
+            self.errors.pop(name, None)
+        except (DcmError, *_docker_errors()) as exc:
+            self.errors[name] = str(exc)
+            if self.log is not None:
+                self.log.warning("%s: %s", name, exc)
+
+    def status(self, node: NodeSpec, host: str) -> dict:
+        """What ``/dcm/status/<cluster>/<node>`` says about ``node`` on this host."""
+        report = {"host": host, "container": node.name, "generation": node.generation, "image": node.image}
+        try:
+            container = self.client.containers.get(node.name)
+        except _docker_errors():
+            report.update(state="missing", error=self.errors.get(node.name, "container not created yet"))
+            return report
+        attrs = container.attrs
+        state = attrs.get("State") or {}
+        report.update(
+            container_id=container.id,
+            state=state.get("Status", container.status),
+            health=(state.get("Health") or {}).get("Status", "none"),
+            restarts=int(attrs.get("RestartCount") or 0),
+            since=state.get("StartedAt"),
+            exit_code=state.get("ExitCode"),
+        )
+        if state.get("OOMKilled"):
+            report["oom_killed"] = True
+        if node.publish_ui:
+            bindings = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{MASTER_UI_PORT}/tcp") or []
+            if bindings:
+                report["ui_port"] = int(bindings[0]["HostPort"])
+        if node.name in self.errors:
+            report["error"] = self.errors[node.name]
+        return report
+
+
+def status_value(report: dict) -> str:
+    """The JSON written to etcd for a status report (stable, so unchanged reports are not rewritten)."""
+    return json.dumps(report, sort_keys=True, separators=(",", ":"))
+
+
+def stamp(report: dict, now: float | None = None) -> dict:
+    stamped = dict(report)
+    stamped["observed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
+    return stamped

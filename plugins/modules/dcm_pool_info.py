@@ -1,0 +1,114 @@
+#!/usr/bin/python
+# Copyright: DCSpark contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: dcm_pool_info
+short_description: Hosts, DCSpark clusters, their placements and node health, from the pool's etcd
+version_added: 0.1.0
+description:
+  - Reads the pool's state at one etcd revision - the hosts whose agents hold a lease, cordons, the cluster
+    records and the agents' reports under C(/dcm/status/) - and returns it as an operator reads it.
+  - For every cluster, every node with its host, container, state, health and restarts as its agent last
+    reported them, whether the cluster is C(converged) (every node running at the record's generation), and
+    the master's web UI address.
+author:
+  - DCSpark developers (@dcspark)
+extends_documentation_fragment:
+  - dcspark.dcm.etcd
+attributes:
+  check_mode:
+    support: full
+    description: Reads only.
+  diff_mode:
+    support: none
+    description: Reads only; there is nothing to compare.
+  idempotent:
+    support: full
+    description: Reads only.
+options:
+  cluster:
+    description: Report only this cluster (hosts are always reported). Fails when O(must_exist) and it is absent.
+    type: str
+  must_exist:
+    description: With O(cluster), fail when the cluster has no record.
+    type: bool
+    default: false
+seealso:
+  - module: dcspark.dcm.dcm_cluster
+"""
+
+EXAMPLES = r"""
+- name: Read the pool
+  dcspark.dcm.dcm_pool_info:
+    etcd_endpoints: "{{ dcm_etcd_endpoints }}"
+    etcd_ca_cert: /etc/dcm/pki/ca.crt
+    etcd_client_cert: /etc/dcm/pki/client.crt
+    etcd_client_key: /etc/dcm/pki/client.key
+  register: pool
+
+- name: Wait until the face cluster runs
+  dcspark.dcm.dcm_pool_info:
+    cluster: face
+    etcd_endpoints: "{{ dcm_etcd_endpoints }}"
+  register: face
+  until: face.clusters[0].converged
+  retries: 60
+  delay: 2
+"""
+
+RETURN = r"""
+revision:
+  description: The etcd revision everything was read at.
+  returned: success
+  type: int
+hosts:
+  description:
+    - Every host of the pool (C(live) false for one whose agent lost its lease but still holds nodes), with
+      allocatable C(cpus) and C(memory), what the clusters request there and which clusters use it.
+  returned: success
+  type: list
+  elements: dict
+clusters:
+  description:
+    - Every cluster (or O(cluster) only) with C(generation), C(placement), C(images), C(network), C(ui),
+      C(master_url), C(nodes) (each with C(host), C(container), C(state), C(health), C(restarts), C(generation),
+      C(error)), C(running) and C(converged).
+  returned: success
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
+from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient
+from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
+from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, pool_view, read_status
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={"cluster": {"type": "str"}, "must_exist": {"type": "bool", "default": False}, **ETCD_OPTIONS},
+        supports_check_mode=True,
+    )
+    config = etcd_config(module.params)
+    if config is None:
+        module.fail_json(msg="etcd_endpoints is empty: give the pool's etcd client URLs, e.g. ['https://10.0.0.11:2379']")
+    cluster = module.params["cluster"]
+    try:
+        client = EtcdClient(config)
+        snap = DcmStore(client).snapshot()
+        view = pool_view(snap, read_status(client, snap.revision), cluster)
+    except DcmError as exc:
+        module.fail_json(msg=str(exc))
+    if cluster and module.params["must_exist"] and not view["clusters"]:
+        module.fail_json(msg=f"cluster {cluster} has no record in etcd (deployed clusters: "
+                             f"{', '.join(sorted(snap.clusters)) or 'none'})", **view)
+    module.exit_json(changed=False, **view)
+
+
+if __name__ == "__main__":
+    main()

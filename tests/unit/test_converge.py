@@ -1,0 +1,146 @@
+"""The agent's convergence logic: what a host must run, and what changes it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.dcspark.dcm.plugins.module_utils import converge, labels
+from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec import normalize_spec
+
+MIB = 1 << 20
+
+
+def record(name="face", placement=None, generation=1, **spec_overrides):
+    spec = normalize_spec({
+        "name": name,
+        "runtime": {"spark_version": "4.0.1", "env": {"OMP_NUM_THREADS": "1"}, "app_dir": "apps/face"},
+        "master": {"cpus": 0.5, "memory": "768m"},
+        "driver": {"cpus": 1, "memory": "1g"},
+        "worker": {"cpus": 2, "memory": "1536m", "count": 2},
+        "spark_conf": {"spark.executor.memory": "512m"},
+        "app": {"main": "detect.py", "args": ["--expect", "4"]},
+        **spec_overrides,
+    })
+    return {
+        "name": name, "spec": spec, "spec_hash": "h1", "generation": generation, "desired_state": "running",
+        "images": {role: f"reg:5000/dcspark-{role}@sha256:{role[0] * 64}" for role in ("master", "worker", "driver")},
+        "network": {"name": f"dcm-{name}", "driver": "overlay"},
+        "secret": "s" * 64,
+        "placement": placement or {"master": "h1", "driver": "h2", "workers": ["h1", "h2"]},
+    }
+
+
+def test_a_host_runs_exactly_the_nodes_placed_on_it():
+    wanted = converge.desired_nodes([record()], "h1")
+    assert sorted(wanted) == ["spark-master-face", "spark-worker-face-1"]
+    master = wanted["spark-master-face"]
+    assert (master.cpus, master.memory, master.network, master.publish_ui) == (500, 768 * MIB, "dcm-face", True)
+    assert master.image.startswith("reg:5000/dcspark-master@sha256:")
+    assert converge.desired_nodes([record()], "h3") == {}
+
+
+def test_node_environment_follows_the_image_contract():
+    wanted = converge.desired_nodes([record()], "h2")
+    worker = dict(wanted["spark-worker-face-2"].env)
+    assert worker["SPARK_MASTER_URL"] == "spark://spark-master-face:7077"
+    assert worker["_SPARK_AUTH_SECRET"] == "s" * 64
+    assert worker["SPARK_WORKER_CORES"] == "2"
+    assert worker["SPARK_WORKER_MEMORY"] == f"{1536 - 256 - 128}m"
+    assert worker["OMP_NUM_THREADS"] == "1"
+    assert json.loads(worker["DCSPARK_SPARK_CONF"]) == {"spark.executor.memory": "512m"}
+    driver = dict(wanted["spark-driver-face"].env)
+    assert driver["DCSPARK_DRIVER_MEMORY"] == "640m"
+    assert (driver["DCSPARK_APP_MAIN"], json.loads(driver["DCSPARK_APP_ARGS"])) == ("detect.py", ["--expect", "4"])
+    assert "SPARK_WORKER_CORES" not in driver
+
+
+def test_labels_name_the_cluster_node_and_configuration():
+    node = converge.desired_nodes([record()], "h1")["spark-worker-face-1"]
+    node_labels = node.labels()
+    assert node_labels[labels.MANAGED] == "true"
+    assert (node_labels[labels.CLUSTER], node_labels[labels.NODE], node_labels[labels.ROLE]) == ("face", "worker-1", "worker")
+    assert node_labels[converge.CONFIG_LABEL] == node.config_hash
+
+
+def test_the_configuration_hash_changes_with_what_the_container_is_made_of():
+    before = converge.desired_nodes([record()], "h1")["spark-worker-face-1"]
+    same = converge.desired_nodes([record(generation=2)], "h1")["spark-worker-face-1"]
+    assert same.config_hash == before.config_hash  # a new generation alone recreates nothing
+    bigger = converge.desired_nodes([record(worker={"cpus": 3, "memory": "1536m", "count": 2})], "h1")
+    assert bigger["spark-worker-face-1"].config_hash != before.config_hash
+
+
+def observed(node, state="running", config=None):
+    node_labels = node.labels()
+    if config is not None:
+        node_labels[converge.CONFIG_LABEL] = config
+    return converge.Observed(id=f"id-{node.name}", name=node.name, state=state, labels=node_labels)
+
+
+def test_plan_creates_missing_keeps_running_and_starts_stopped_nodes():
+    wanted = converge.desired_nodes([record()], "h1")
+    master, worker = wanted["spark-master-face"], wanted["spark-worker-face-1"]
+    actions = converge.plan_actions(wanted, [observed(master, "exited")])
+    assert [n.name for n in actions.create] == ["spark-worker-face-1"]
+    assert [n.name for n, _c in actions.start] == ["spark-master-face"]
+    assert not actions.remove
+    actions = converge.plan_actions(wanted, [observed(master), observed(worker)])
+    assert actions.empty and len(actions.keep) == 2
+
+
+def test_plan_removes_unwanted_and_changed_containers():
+    wanted = converge.desired_nodes([record()], "h1")
+    gone = converge.desired_nodes([record(name="old")], "h1")["spark-master-old"]
+    changed = observed(wanted["spark-master-face"], config="0" * 16)
+    actions = converge.plan_actions(wanted, [observed(gone), changed])
+    assert sorted(c.name for c in actions.remove) == ["spark-master-face", "spark-master-old"]
+    assert sorted(n.name for n in actions.create) == ["spark-master-face", "spark-worker-face-1"]
+
+
+def test_a_stopped_cluster_has_no_nodes():
+    stopped = record()
+    stopped["desired_state"] = "stopped"
+    assert converge.desired_nodes([stopped], "h1") == {}
+
+
+def test_an_incomplete_record_is_named():
+    broken = record()
+    del broken["secret"]
+    with pytest.raises(DcmError, match="cluster record face: lacks secret"):
+        converge.desired_nodes([broken], "h1")
+
+
+@pytest.mark.parametrize(("memory", "heap"), [(512 * MIB, 256 * MIB), (768 * MIB, 384 * MIB), (8192 * MIB, 1024 * MIB)])
+def test_master_daemon_heap_stays_inside_its_container(memory, heap):
+    assert converge.daemon_memory("master", memory) == heap
+
+
+def test_status_values_are_stable_json():
+    assert converge.status_value({"b": 1, "a": 2}) == '{"a":2,"b":1}'
+    assert "observed_at" in converge.stamp({"a": 1}, now=0)
+
+
+def test_pool_view_reports_nodes_health_and_the_master_ui():
+    from ansible_collections.dcspark.dcm.plugins.module_utils.store import Snapshot, pool_view
+
+    face = record()
+    snap = Snapshot(revision=7, hosts={
+        "h1": {"name": "h1", "address": "10.0.0.1", "allocatable": {"cpus": 4, "memory": 8 << 30}},
+        "h2": {"name": "h2", "address": "10.0.0.2", "allocatable": {"cpus": 4, "memory": 8 << 30}},
+    }, clusters={"face": face})
+    status = {("face", node): {"state": "running", "health": "healthy", "generation": 1}
+              for node in ("master", "driver", "worker-1")}
+    status[("face", "master")]["ui_port"] = 32768
+    view = pool_view(snap, status)
+    cluster = view["clusters"][0]
+    assert cluster["ui"] == "http://10.0.0.1:32768"
+    assert (cluster["running"], cluster["converged"]) == (3, False)  # worker-2 has not reported yet
+    assert [n["state"] for n in cluster["nodes"]] == ["running", "running", "running", "unreported"]
+    h1 = next(h for h in view["hosts"] if h["name"] == "h1")
+    assert h1["clusters"] == ["face"] and h1["requested_cpus"] == 0.5 + 2
+    status[("face", "worker-2")] = {"state": "running", "generation": 1}
+    assert pool_view(snap, status)["clusters"][0]["converged"]
+    assert pool_view(snap, status, cluster="other")["clusters"] == []
