@@ -115,9 +115,19 @@ def test_docker_engine_runs(host):
     assert host.run("docker info --format '{{.ServerVersion}}'").rc == 0
 
 
-def test_docker_does_not_listen_on_tcp(host):
-    listeners = host.check_output("ss -Hltnp")
-    assert "dockerd" not in listeners, f"dockerd listens on TCP:\n{listeners}"
+SWARM_PORTS = {2377, 7946}  # swarm raft/join (mutual TLS) and gossip: not the Docker API
+
+
+def test_docker_does_not_serve_its_api_on_tcp(host):
+    listeners = [line for line in host.check_output("ss -Hltnp").splitlines() if '"dockerd"' in line]
+    ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in listeners}
+    assert not ports - SWARM_PORTS, f"dockerd listens on TCP:\n{listeners}"
+
+
+def test_every_host_is_an_active_swarm_member(pool, host):
+    state = host.check_output("docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'")
+    manager = host.backend.get_hostname() in pool.masters
+    assert state == f"active {str(manager).lower()}", state
 
 
 def test_docker_trusts_the_registry_ca(pool, host):
