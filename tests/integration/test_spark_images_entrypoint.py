@@ -1,0 +1,224 @@
+"""The contract of the images' entrypoint (roles/spark_images/files), run outside any image.
+
+dcspark-node and dcspark-submit are laid out as in the runtime image (bin/ next to
+lib/dcspark/dcspark_conf.py) under a temporary prefix; Spark's spark-class and
+spark-submit and the driver's ``sleep`` are stand-ins that record their argument
+vectors. What is checked is what the DCM agent relies on: the exact commands, the
+spark-defaults.conf written at start (the spec's settings first, DCM's security
+settings last), the refusal (exit 64) without the cluster secret, and how
+dcspark-submit turns DCSPARK_APP_MAIN / DCSPARK_APP_ARGS into spark-submit's arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FILES = os.path.join(REPO, "roles", "spark_images", "files")
+SECRET = "s3cr3t/with+chars="
+MASTER_URL = "spark://spark-master-face:7077"
+
+RECORDER = """#!/bin/sh
+# records its name and arguments, NUL-separated
+{ printf '%s\\0' "$(basename "$0")"; for a in "$@"; do printf '%s\\0' "$a"; done; } > "$DCSPARK_TEST_RECORD"
+"""
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+
+def _executable(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o755)
+
+
+@pytest.fixture
+def image(tmp_path):
+    """A file-system layout like the runtime image's, with recording stand-ins for Spark."""
+    prefix, home, spark, fakebin = (tmp_path / name for name in ("usr-local", "home", "spark", "fakebin"))
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "lib" / "dcspark").mkdir(parents=True)
+    for name in ("dcspark-node", "dcspark-submit"):
+        shutil.copy(os.path.join(FILES, name), prefix / "bin" / name)
+        os.chmod(prefix / "bin" / name, 0o755)
+    shutil.copy(os.path.join(FILES, "dcspark_conf.py"), prefix / "lib" / "dcspark" / "dcspark_conf.py")
+    (home / "venv" / "bin").mkdir(parents=True)
+    os.symlink(sys.executable, home / "venv" / "bin" / "python")
+    (home / "app").mkdir()
+    (home / "app" / "detect.py").write_text("print('hi')\n")
+    (spark / "bin").mkdir(parents=True)
+    for name in ("spark-class", "spark-submit"):
+        _executable(str(spark / "bin" / name), RECORDER)
+    fakebin.mkdir()
+    _executable(str(fakebin / "sleep"), RECORDER)
+
+    class Image:
+        bin = prefix / "bin"
+        conf = home / "conf" / "spark-defaults.conf"
+        record = tmp_path / "record"
+        app = home / "app"
+
+        @staticmethod
+        def run(command, *args, **env):
+            environment = {
+                "PATH": f"{fakebin}:{os.environ['PATH']}",
+                "DCSPARK_HOME": str(home),
+                "SPARK_HOME": str(spark),
+                "SPARK_CONF_DIR": str(home / "conf"),
+                "HOSTNAME": "spark-node-face",
+                "DCSPARK_TEST_RECORD": str(tmp_path / "record"),
+            }
+            environment.update({key: value for key, value in env.items() if value is not None})
+            return subprocess.run([str(prefix / "bin" / command), *args], env=environment,
+                                  capture_output=True, text=True, timeout=60, check=False)
+
+        @staticmethod
+        def recorded():
+            data = (tmp_path / "record").read_bytes()
+            return [part.decode("utf-8") for part in data.split(b"\0")[:-1]]
+
+        @staticmethod
+        def settings():
+            """(key, value) pairs of the written spark-defaults.conf, in file order."""
+            pairs = []
+            for line in (home / "conf" / "spark-defaults.conf").read_text(encoding="utf-8").splitlines():
+                if line and not line.startswith("#"):
+                    key, _sep, value = line.partition(" ")
+                    pairs.append((key, value))
+            return pairs
+
+    return Image
+
+
+def _cluster_env(**extra):
+    env = {
+        "DCSPARK_CLUSTER": "face",
+        "SPARK_MASTER_URL": MASTER_URL,
+        "_SPARK_AUTH_SECRET": SECRET,
+        "DCSPARK_SPARK_CONF": json.dumps({"spark.executor.memory": "512m", "spark.executor.cores": "1"}),
+    }
+    env.update(extra)
+    return env
+
+
+SECURITY = [
+    ("spark.authenticate", "true"),
+    ("spark.network.crypto.enabled", "true"),
+    ("spark.network.crypto.saslFallback", "false"),
+    ("spark.master.rest.enabled", "false"),
+]
+
+
+@pytest.mark.parametrize("role", ["master", "worker", "driver"])
+@pytest.mark.parametrize("secret", [None, ""])
+def test_refuses_to_start_without_the_secret(image, role, secret):
+    result = image.run("dcspark-node", role, **_cluster_env(_SPARK_AUTH_SECRET=secret))
+    assert result.returncode == 64
+    assert "_SPARK_AUTH_SECRET is empty" in result.stderr
+    assert not image.record.exists() and not image.conf.exists()
+
+
+def test_master_runs_in_the_foreground_with_the_security_settings_last(image):
+    conf = {"spark.authenticate": "false", "spark.ui.port": "4050", "spark.executor.memory": "512m"}
+    result = image.run("dcspark-node", "master", **_cluster_env(DCSPARK_SPARK_CONF=json.dumps(conf)))
+    assert result.returncode == 0, result.stderr
+    assert image.recorded() == ["spark-class", "org.apache.spark.deploy.master.Master",
+                                "--host", "spark-node-face", "--port", "7077", "--webui-port", "8080"]
+    settings = image.settings()
+    # the spec cannot switch authentication off: its key is dropped and DCM's comes last
+    assert "ignoring spark.authenticate" in result.stderr
+    assert settings == [("spark.executor.memory", "512m"), ("spark.ui.port", "4050"),
+                        ("spark.master", MASTER_URL)] + SECURITY
+    assert "spark.authenticate.secret" not in dict(settings)  # daemons read _SPARK_AUTH_SECRET
+
+
+def test_worker_offers_its_cores_and_memory(image):
+    result = image.run("dcspark-node", "worker",
+                       **_cluster_env(SPARK_WORKER_CORES="1", SPARK_WORKER_MEMORY="640m", SPARK_DAEMON_MEMORY="256m"))
+    assert result.returncode == 0, result.stderr
+    assert image.recorded() == ["spark-class", "org.apache.spark.deploy.worker.Worker", "--cores", "1",
+                                "--memory", "640m", "--webui-port", "8081", MASTER_URL]
+    assert image.settings()[-5:] == [("spark.master", MASTER_URL)] + SECURITY
+
+
+@pytest.mark.parametrize("role", ["worker", "driver"])
+def test_worker_and_driver_need_the_master_url(image, role):
+    result = image.run("dcspark-node", role, **_cluster_env(SPARK_MASTER_URL=""))
+    assert result.returncode == 64
+    assert "SPARK_MASTER_URL is empty" in result.stderr
+
+
+def test_driver_writes_its_conf_with_the_secret_and_idles(image):
+    result = image.run("dcspark-node", "driver", **_cluster_env(DCSPARK_DRIVER_MEMORY="640m"))
+    assert result.returncode == 0, result.stderr
+    assert image.recorded() == ["sleep", "infinity"]
+    settings = dict(image.settings())
+    assert settings["spark.driver.host"] == "spark-node-face"
+    assert settings["spark.driver.memory"] == "640m"
+    # SparkContext takes the secret from its conf only; the file is the spark user's alone
+    assert settings["spark.authenticate.secret"] == SECRET
+    assert stat.S_IMODE(os.stat(image.conf).st_mode) == 0o600
+
+
+def test_bad_spark_conf_json_is_refused(image):
+    result = image.run("dcspark-node", "master", **_cluster_env(DCSPARK_SPARK_CONF="{not json"))
+    assert result.returncode == 64
+    assert "DCSPARK_SPARK_CONF is not valid JSON" in result.stderr
+
+
+def test_values_are_escaped_for_java_properties(image):
+    conf = {"spark.x": " lead\\ing\nnext", "spark.y": "a=b:c"}
+    result = image.run("dcspark-node", "master", **_cluster_env(DCSPARK_SPARK_CONF=json.dumps(conf)))
+    assert result.returncode == 0, result.stderr
+    text = image.conf.read_text(encoding="utf-8")
+    assert "spark.x \\ lead\\\\ing\\nnext\n" in text
+    assert "spark.y a=b:c\n" in text
+
+
+def test_other_commands_run_as_given(image):
+    result = image.run("dcspark-node", "sleep", "5")
+    assert result.returncode == 0
+    assert image.recorded() == ["sleep", "5"]
+
+
+def test_submit_runs_the_app_with_its_arguments_then_the_extra_ones(image):
+    env = _cluster_env(DCSPARK_APP_MAIN="detect.py", DCSPARK_APP_ARGS=json.dumps(["--expect", "a b", 3]))
+    assert image.run("dcspark-node", "driver", **env).returncode == 0
+    result = image.run("dcspark-submit", "--verbose-report", **env)
+    assert result.returncode == 0, result.stderr
+    assert image.recorded() == ["spark-submit", "--master", MASTER_URL, str(image.app / "detect.py"),
+                                "--expect", "a b", "3", "--verbose-report"]
+
+
+def test_submit_writes_the_conf_when_the_container_did_not(image):
+    env = _cluster_env(DCSPARK_APP_MAIN="detect.py", DCSPARK_APP_ARGS="[]")
+    result = image.run("dcspark-submit", **env)
+    assert result.returncode == 0, result.stderr
+    assert dict(image.settings())["spark.authenticate.secret"] == SECRET
+    assert image.recorded() == ["spark-submit", "--master", MASTER_URL, str(image.app / "detect.py")]
+
+
+def test_submit_takes_the_application_from_its_arguments_without_app_main(image):
+    result = image.run("dcspark-submit", "/tmp/other.py", "x", **_cluster_env(DCSPARK_APP_MAIN=""))
+    assert result.returncode == 0, result.stderr
+    assert image.recorded() == ["spark-submit", "--master", MASTER_URL, "/tmp/other.py", "x"]
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"DCSPARK_APP_MAIN": ""}, "nothing to run"),
+    ({"DCSPARK_APP_MAIN": "missing.py"}, "is not in the image"),
+    ({"DCSPARK_APP_MAIN": "detect.py", "DCSPARK_APP_ARGS": '{"a": 1}'}, "must be a JSON list"),
+    ({"DCSPARK_APP_MAIN": "detect.py", "SPARK_MASTER_URL": ""}, "SPARK_MASTER_URL is empty"),
+])
+def test_submit_refuses_what_it_cannot_run(image, env, message):
+    result = image.run("dcspark-submit", **_cluster_env(**env))
+    assert result.returncode == 64
+    assert message in result.stderr
+    assert not image.record.exists()
