@@ -1,7 +1,8 @@
 # Developer and CI entry points for the dcspark.dcm collection.
 #   make setup   system packages, .venv from requirements-dev.txt, the dcspark.dcm link
 #   make test    setup, Docker engine, then lint, sanity, doc, molecule and pytest (what .ci/run runs)
-#   make sandbox simulated hosts on the local Docker engine, provisioned with site.yml (sandbox-down: gone)
+#   make sandbox simulated hosts on the local Docker engine, site.yml, then the face cluster and its app
+#                (sandbox-down removes it all)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -69,11 +70,13 @@ bench: $(VENV_STAMP) $(COLLECTION_LINK)
 # The sandbox: simulated hosts (containers running systemd and their own dockerd) on the local
 # engine, provisioned with site.yml. `make sandbox-down` removes exactly what it created.
 SANDBOX_INVENTORY := inventories/sandbox
+SANDBOX_SPEC ?= face.json
 
 sandbox: setup
 	scripts/ensure-docker.sh
 	$(VENV)/bin/ansible-playbook -i $(SANDBOX_INVENTORY) playbooks/sandbox_up.yml
 	$(VENV)/bin/ansible-playbook -i $(SANDBOX_INVENTORY) playbooks/site.yml
+	$(VENV)/bin/ansible-playbook -i $(SANDBOX_INVENTORY) playbooks/deploy_cluster.yml -e spec=$(SANDBOX_SPEC)
 
 sandbox-down: $(VENV_STAMP) $(COLLECTION_LINK)
 	scripts/ensure-docker.sh
