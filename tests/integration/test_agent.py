@@ -23,7 +23,7 @@ FACTS = HostFacts(cpus=4000, memory=8 << 30, address="127.0.0.1", disk={"total":
 def agent_config(etcd, tmp_path, **extra) -> str:
     data = {"host_name": "agent-test", "etcd": {"endpoints": list(etcd.endpoints), "ca_cert": etcd.ca,
                                                 "client_cert": etcd.cert, "client_key": etcd.key},
-            "lease_ttl": 3, "heartbeat": 1, **extra}
+            "lease_ttl": 3, "heartbeat": 1, "converge": False, **extra}
     path = tmp_path / "agent.json"
     path.write_text(json.dumps(data))
     return str(path)

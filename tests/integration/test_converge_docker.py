@@ -1,0 +1,126 @@
+"""The agent's convergence on the real Docker engine: create with limits, recreate on change, remove.
+
+The node image is a busybox filesystem imported with a non-root USER (and a root one, which must be
+refused). Everything made here carries this run's test label (containers inherit it from the image),
+and the cluster name is unique per run; the plan is restricted to that cluster, so nothing else on
+the engine is ever touched.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import docker
+import pytest
+
+from ansible_collections.dcspark.dcm.plugins.module_utils import converge, labels
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec import normalize_spec
+from docker_fixtures import TEST_RUN, busybox_tar, cleanup, engine
+
+MIB = 1 << 20
+
+
+def import_node_image(api, run_id: str, user: str | None) -> str:
+    changes = [f"LABEL {TEST_RUN}={run_id}", 'CMD ["/bin/sleep", "3600"]']
+    if user:
+        changes.append(f"USER {user}")
+    answer = api.import_image_from_data(busybox_tar(), repository="dcspark-test/node", tag=f"{run_id}-{'user' if user else 'root'}",
+                                        changes=changes)
+    return json.loads(answer.strip().splitlines()[-1])["status"]
+
+
+@pytest.fixture()
+def lab():
+    api = engine()
+    run_id = uuid.uuid4().hex[:12]
+    client = docker.DockerClient(version="auto", timeout=120)
+    network = client.networks.create(f"dcm-cvt-{run_id}", driver="bridge", labels={TEST_RUN: run_id})
+    try:
+        yield {"api": api, "client": client, "run": run_id, "network": network.name,
+               "image": import_node_image(api, run_id, "1000:1000")}
+    finally:
+        problems = cleanup(api, run_id)
+        network.remove()
+        assert not problems, problems
+
+
+def record(lab, worker_memory="512m", image=None, count=2):
+    name = f"cvt-{lab['run']}"
+    spec = normalize_spec({
+        "name": name, "runtime": {"spark_version": "4.0.1"},
+        "master": {"cpus": 0.5, "memory": "256m"}, "driver": {"cpus": 0.25, "memory": "512m"},
+        "worker": {"cpus": 1, "memory": worker_memory, "count": count},
+    })
+    image = image or lab["image"]
+    return {"name": name, "spec": spec, "spec_hash": "x", "generation": 1, "desired_state": "running",
+            "images": {"master": image, "worker": image, "driver": image},
+            "network": {"name": lab["network"], "driver": "bridge"}, "secret": "s" * 64,
+            "placement": {"master": "here", "driver": "here", "workers": ["here"] * count}}
+
+
+def converge_once(lab, records, nodes):
+    wanted = converge.desired_nodes(records, "here")
+    cluster = f"cvt-{lab['run']}"
+    mine = [c for c in nodes.observed() if c.labels.get(labels.CLUSTER) == cluster]
+    actions = converge.plan_actions(wanted, mine)
+    nodes.apply(actions)
+    return wanted, actions
+
+
+def containers_of(lab):
+    return {c.name: c for c in lab["client"].containers.list(all=True, filters={"label": f"{TEST_RUN}={lab['run']}"})}
+
+
+def test_converge_creates_limited_non_root_nodes_and_reports_them(lab, tmp_path):
+    nodes = converge.DockerNodes(lab["client"], last_used_file=str(tmp_path / "last-used.json"))
+    wanted, actions = converge_once(lab, [record(lab)], nodes)
+    assert len(actions.create) == 4 and not nodes.errors, nodes.errors
+    found = containers_of(lab)
+    name = f"cvt-{lab['run']}"
+    assert sorted(found) == sorted([f"spark-master-{name}", f"spark-driver-{name}",
+                                    f"spark-worker-{name}-1", f"spark-worker-{name}-2"])
+    worker = found[f"spark-worker-{name}-1"].attrs
+    host_config = worker["HostConfig"]
+    assert (host_config["NanoCpus"], host_config["Memory"], host_config["MemorySwap"]) == (10**9, 512 * MIB, 512 * MIB)
+    assert host_config["CapDrop"] == ["ALL"] and host_config["PidsLimit"] == converge.PIDS_LIMIT
+    assert "no-new-privileges" in host_config["SecurityOpt"]
+    assert worker["Config"]["Hostname"] == f"spark-worker-{name}-1"
+    assert lab["network"] in worker["NetworkSettings"]["Networks"]
+    assert "_SPARK_AUTH_SECRET=" + "s" * 64 in worker["Config"]["Env"]
+    uid = found[f"spark-worker-{name}-1"].exec_run(
+        ["sh", "-c", 'while read key value rest; do [ "$key" = Uid: ] && echo "$value"; done < /proc/self/status'])
+    assert uid.output.decode().strip() == "1000"
+    status = nodes.status(wanted[f"spark-master-{name}"], "here")
+    assert status["state"] == "running" and status["ui_port"] > 0
+    assert json.loads((tmp_path / "last-used.json").read_text())  # image use recorded for the GC
+    # a second pass has nothing to do
+    _wanted, again = converge_once(lab, [record(lab)], nodes)
+    assert again.empty and len(again.keep) == 4
+
+
+def test_converge_recreates_changed_nodes_restarts_stopped_ones_and_removes_the_rest(lab):
+    nodes = converge.DockerNodes(lab["client"])
+    converge_once(lab, [record(lab)], nodes)
+    name = f"cvt-{lab['run']}"
+    before = {n: c.id for n, c in containers_of(lab).items()}
+    containers_of(lab)[f"spark-master-{name}"].stop(timeout=1)
+    _wanted, actions = converge_once(lab, [record(lab, worker_memory="768m", count=1)], nodes)
+    after = containers_of(lab)
+    assert [n.name for n, _c in actions.start] == [f"spark-master-{name}"]
+    assert after[f"spark-master-{name}"].id == before[f"spark-master-{name}"]  # started again, not replaced
+    assert after[f"spark-worker-{name}-1"].id != before[f"spark-worker-{name}-1"]  # new memory: recreated
+    assert after[f"spark-worker-{name}-1"].attrs["HostConfig"]["Memory"] == 768 * MIB
+    assert f"spark-worker-{name}-2" not in after  # no longer wanted
+    converge_once(lab, [], nodes)
+    assert containers_of(lab) == {}
+
+
+def test_a_root_image_is_refused_and_reported(lab):
+    root_image = import_node_image(lab["api"], lab["run"], None)
+    nodes = converge.DockerNodes(lab["client"])
+    wanted, _actions = converge_once(lab, [record(lab, image=root_image)], nodes)
+    assert containers_of(lab) == {}
+    name = f"cvt-{lab['run']}"
+    status = nodes.status(wanted[f"spark-master-{name}"], "here")
+    assert status["state"] == "missing" and "runs as root" in status["error"], status
