@@ -1,0 +1,257 @@
+"""Two DCSpark clusters with conflicting runtimes on the scenario's pool (molecule verifier).
+
+Deploys specs/face.json (Spark 4.0.1, OpenCV 4, numpy 2) and specs/video_synopsis.json (Spark 3.5.3,
+OpenCV 3.4, numpy 1) with playbooks/deploy_cluster.yml, exactly as an operator does, then checks
+what the issue promises: both applications succeed with their own library versions, container
+limits equal the spec, the placement is the scheduler's plan, one cluster cannot reach the other's
+master, a client without the cluster's secret is refused, an unchanged redeploy changes nothing,
+bad specs change nothing, and undeploy leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+PKI = "/etc/dcm/pki"
+ETCDCTL = (f"ETCDCTL_API=3 etcdctl --cacert={PKI}/ca.crt --cert={PKI}/client.crt --key={PKI}/client.key "
+           "--endpoints=https://127.0.0.1:2379 --command-timeout=10s")
+FACE, VIDEO = "face", "video-synopsis"
+SPECS = {FACE: "face.json", VIDEO: "video_synopsis.json"}
+MIB = 1 << 20
+
+
+def playbook(inventory: str, name: str, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"), ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml",
+               PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory,
+                           os.path.join(REPO, "playbooks", name), *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def recap(output: str) -> dict:
+    """``{host: {ok, changed, failed...}}`` from a PLAY RECAP."""
+    found = {}
+    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
+        found[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counts)}
+    return found
+
+
+class Pool:
+    def __init__(self, inventory: str) -> None:
+        self.inventory = inventory
+        runner = AnsibleRunner(inventory)
+        self.names = runner.get_hosts("dcm_pool")
+        self.first = runner.get_hosts("dcm_masters")[0]
+        self.hosts = {name: testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory) for name in self.names}
+
+    def etcd_get(self, key: str, prefix: bool = False) -> dict:
+        result = self.hosts[self.first].run(f"{ETCDCTL} get {key} {'--prefix' if prefix else ''} -w json")
+        assert result.rc == 0, result.stderr
+        import base64
+
+        kvs = json.loads(result.stdout).get("kvs") or []
+        return {base64.b64decode(kv["key"]).decode(): json.loads(base64.b64decode(kv["value"])) for kv in kvs}
+
+    def cluster(self, name: str) -> dict | None:
+        return self.etcd_get(f"/dcm/clusters/{name}").get(f"/dcm/clusters/{name}")
+
+    def containers(self, name: str, cluster: str | None = None) -> list:
+        label = f"org.dcspark.cluster={cluster}" if cluster else "org.dcspark.managed=true"
+        out = self.hosts[name].check_output(f"docker ps -aq --filter label={label}")
+        return out.split()
+
+    def inspect(self, name: str, container: str) -> dict:
+        return json.loads(self.hosts[name].check_output(f"docker inspect {container}"))[0]
+
+    def state(self) -> dict:
+        """What a failed deploy must leave untouched: etcd's /dcm/clusters/ and every host's containers."""
+        return {"clusters": sorted(self.etcd_get("/dcm/clusters/", prefix=True)),
+                "containers": {name: sorted(self.containers(name)) for name in self.names},
+                "networks": sorted(self.hosts[self.first].check_output(
+                    "docker network ls -q --filter label=org.dcspark.managed=true").split())}
+
+
+@pytest.fixture(scope="module")
+def pool(request) -> Pool:
+    inventory = request.config.option.ansible_inventory
+    assert inventory, "run through molecule (testinfra's --ansible-inventory names the scenario's inventory)"
+    return Pool(inventory)
+
+
+@pytest.fixture(scope="module")
+def deployed(pool):
+    """Both clusters deployed, one after the other, each deploy running its application."""
+    runs = {}
+    for name, spec in SPECS.items():
+        run = playbook(pool.inventory, "deploy_cluster.yml", "-e", f"spec={spec}")
+        assert run.returncode == 0, f"deploy of {spec} failed:\n{run.stdout[-6000:]}\n{run.stderr[-3000:]}"
+        runs[name] = run
+    yield runs
+    for name in SPECS:
+        playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={name}", timeout=600)
+
+
+def test_both_applications_succeed_with_their_own_versions(deployed):
+    face, video = deployed[FACE].stdout, deployed[VIDEO].stdout
+    assert re.search(r"face: OK", face), face[-4000:]
+    assert re.search(r"video-synopsis: OK|synopsis: OK", video), video[-4000:]
+    # what the executors loaded, as each application printed it
+    assert "4.10.0" in face and "2.1.3" in face and "4.0.1" in face
+    assert "3.4.18" in video and "1.26.4" in video and "3.5.3" in video
+
+
+def test_both_clusters_run_side_by_side(pool, deployed):
+    for name in SPECS:
+        record = pool.cluster(name)
+        assert record is not None, f"{name} has no record"
+        placement = record["placement"]
+        expected = 2 + len(placement["workers"])
+        found = sum(len(pool.containers(host, name)) for host in pool.names)
+        assert found == expected, f"{name}: {found} containers, {expected} nodes"
+
+
+def test_placement_is_the_plan_and_containers_sit_there(pool, deployed):
+    for name in SPECS:
+        record = pool.cluster(name)
+        flat = " ".join(deployed[name].stdout.split())  # the callback wraps long lines
+        planned = re.search(r"plan: master on (\S+), driver on (\S+), workers on ((?:\S+, )*[^\s,'\"]+)", flat)
+        assert planned, deployed[name].stdout[-3000:]
+        placement = record["placement"]
+        assert [placement["master"], placement["driver"]] == [planned.group(1).rstrip(","), planned.group(2).rstrip(",")]
+        assert ", ".join(placement["workers"]) == planned.group(3).strip()
+        nodes = [("master", placement["master"]), ("driver", placement["driver"])] + [
+            (f"worker-{i}", host) for i, host in enumerate(placement["workers"], start=1)]
+        for node, host in nodes:
+            role, _sep, index = node.partition("-")
+            container = f"spark-{role}-{name}" + (f"-{index}" if index else "")
+            assert pool.hosts[host].run(f"docker inspect {container}").rc == 0, f"{container} is not on {host}"
+
+
+def test_container_limits_equal_the_spec(pool, deployed):
+    for name in SPECS:
+        record = pool.cluster(name)
+        spec, placement = record["spec"], record["placement"]
+        for role, host, container in [("master", placement["master"], f"spark-master-{name}"),
+                                      ("driver", placement["driver"], f"spark-driver-{name}"),
+                                      ("worker", placement["workers"][0], f"spark-worker-{name}-1")]:
+            config = pool.inspect(host, container)
+            host_config = config["HostConfig"]
+            assert host_config["NanoCpus"] == int(float(spec[role]["cpus"]) * 1e9), (container, host_config["NanoCpus"])
+            assert host_config["Memory"] == spec[role]["memory"], (container, host_config["Memory"])
+            assert host_config["MemorySwap"] == spec[role]["memory"], "swap must not extend the limit"
+            assert host_config["PidsLimit"] and host_config["PidsLimit"] > 0
+            assert host_config["CapDrop"] == ["ALL"]
+            user = config["Config"]["User"]
+            assert user and user.split(":")[0] not in ("0", "root"), f"{container} runs as {user!r}"
+            uid = pool.hosts[host].check_output(f"docker exec {container} id -u")
+            assert uid != "0"
+
+
+def test_one_cluster_cannot_reach_the_other_master(pool, deployed):
+    face, video = pool.cluster(FACE), pool.cluster(VIDEO)
+    probe = ("import socket,sys\n"
+             "try:\n"
+             "    socket.create_connection((sys.argv[1], 7077), timeout=5).close(); print('connected')\n"
+             "except OSError as e:\n"
+             "    print('refused', e)\n")
+    worker_host = face["placement"]["workers"][0]
+    own = pool.hosts[worker_host].check_output(
+        f"docker exec spark-worker-face-1 /opt/dcspark/venv/bin/python -c \"{probe}\" spark-master-face")
+    assert own.startswith("connected"), own
+    # by name: the other cluster's master does not even resolve on this network
+    by_name = pool.hosts[worker_host].check_output(
+        f"docker exec spark-worker-face-1 /opt/dcspark/venv/bin/python -c \"{probe}\" spark-master-{VIDEO}")
+    assert by_name.startswith("refused"), by_name
+    # by address: the other master's address on its own network is reachable from its own cluster ...
+    master = pool.inspect(video["placement"]["master"], f"spark-master-{VIDEO}")
+    address = master["NetworkSettings"]["Networks"][video["network"]["name"]]["IPAddress"]
+    video_worker_host = video["placement"]["workers"][0]
+    peer = pool.hosts[video_worker_host].check_output(
+        f"docker exec spark-worker-{VIDEO}-1 /opt/dcspark/venv/bin/python -c \"{probe}\" {address}")
+    assert peer.startswith("connected"), peer
+    # ... and not from this one: the host drops what leaves docker_gwbridge for the overlay pool
+    # (dcm-overlay-isolation), so the packets never leave the host
+    by_address = pool.hosts[worker_host].check_output(
+        f"docker exec spark-worker-face-1 /opt/dcspark/venv/bin/python -c \"{probe}\" {address}")
+    assert by_address.startswith("refused"), by_address
+
+
+def test_a_client_without_the_cluster_secret_is_refused(pool, deployed):
+    record = pool.cluster(FACE)
+    host = pool.hosts[record["placement"]["driver"]]
+    job = ("from pyspark.sql import SparkSession\n"
+           "s = SparkSession.builder.appName('intruder').getOrCreate()\n"
+           "print('COUNT', s.sparkContext.parallelize(range(10)).count())\n")
+    host.check_output(f"docker exec -i spark-driver-face sh -c 'cat > /tmp/intruder.py' <<'EOF'\n{job}EOF")
+    wrong = host.run("timeout 240 docker exec -e _SPARK_AUTH_SECRET=not-the-secret spark-driver-face "
+                     "spark-submit --conf spark.network.timeout=30s /tmp/intruder.py")
+    assert wrong.rc != 0 and "COUNT 10" not in wrong.stdout, wrong.stdout[-2000:]
+    plain = host.run("timeout 240 docker exec spark-driver-face spark-submit --conf spark.authenticate=false "
+                     "/tmp/intruder.py")
+    assert plain.rc != 0 and "COUNT 10" not in plain.stdout, plain.stdout[-2000:]
+    # the same job with the cluster's own configuration runs: the refusals above are the secret's doing
+    right = host.run("timeout 240 docker exec spark-driver-face spark-submit /tmp/intruder.py")
+    assert right.rc == 0 and "COUNT 10" in right.stdout, right.stdout[-2000:] + right.stderr[-2000:]
+
+
+def test_an_unchanged_redeploy_rebuilds_and_changes_nothing(pool, deployed):
+    before = {host: sorted(pool.containers(host, FACE)) for host in pool.names}
+    run = playbook(pool.inventory, "deploy_cluster.yml", "-e", "spec=face.json", "-e", "run_app=false")
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert all(counts["changed"] == 0 for counts in recap(run.stdout).values()), recap(run.stdout)
+    assert "(unchanged)" in run.stdout
+    assert {host: sorted(pool.containers(host, FACE)) for host in pool.names} == before
+
+
+def test_a_spec_that_does_not_fit_changes_nothing(pool, deployed, tmp_path):
+    spec = json.loads(open(os.path.join(REPO, "specs", "face.json"), encoding="utf-8").read())
+    spec["name"] = "too-big"
+    spec["worker"]["count"] = 40
+    path = tmp_path / "too-big.json"
+    path.write_text(json.dumps(spec))
+    (tmp_path / spec["runtime"]["app_dir"]).mkdir(parents=True)
+    (tmp_path / spec["runtime"]["app_dir"] / spec["app"]["main"]).write_text("print('never runs')\n")
+    before = pool.state()
+    run = playbook(pool.inventory, "deploy_cluster.yml", "-e", f"spec={path}")
+    assert run.returncode != 0
+    said = " ".join((run.stdout + run.stderr).split())
+    assert re.search(r"cluster too-big: worker \d+ of 40 .*? fits on no host", said), said[-3000:]
+    assert "TASK [Build and push" not in run.stdout, "images were built for a spec that does not fit"
+    assert pool.state() == before
+
+
+def test_a_malformed_spec_changes_nothing(pool, deployed, tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"name": "Bad_Name", "runtime": {"spark_version": "4.0.1"},
+                                "worker": {"count": 0, "cpus": 1, "memory": "1g"}, "colour": "blue"}))
+    before = pool.state()
+    run = playbook(pool.inventory, "deploy_cluster.yml", "-e", f"spec={path}")
+    assert run.returncode != 0
+    said = " ".join((run.stdout + run.stderr).split())
+    assert "worker.count: must be >= 1, got 0" in said, said[-3000:]
+    assert "name: must be a DNS label" in said and "colour: unknown key" in said, said[-3000:]
+    assert pool.state() == before
+
+
+def test_undeploy_leaves_nothing_behind(pool, deployed):
+    run = playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={VIDEO}", timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert pool.cluster(VIDEO) is None
+    assert pool.etcd_get(f"/dcm/status/{VIDEO}/", prefix=True) == {}
+    for host in pool.names:
+        assert pool.containers(host, VIDEO) == [], f"{VIDEO} containers left on {host}"
+    networks = pool.hosts[pool.first].check_output(f"docker network ls -q --filter name=dcm-{VIDEO}")
+    assert networks == ""
+    # its resources are free again: the face cluster's hosts no longer count the video nodes
+    status = playbook(pool.inventory, "status.yml")
+    assert status.returncode == 0 and VIDEO not in status.stdout.split("Show the clusters")[-1], status.stdout[-3000:]
