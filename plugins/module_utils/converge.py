@@ -224,8 +224,13 @@ class DockerNodes:
         result = []
         for container in found:
             container_labels = container.labels or {}
-            if not container_labels.get(labels.CLUSTER):
-                continue  # a DCSpark image's container started by someone else: not a node
+            # Only containers this converger created are nodes: they alone carry the node and
+            # configuration labels. Every other container of a DCSpark image - an image build's
+            # intermediate container, one an operator started by hand - inherits the image's
+            # managed/cluster labels and must never be touched.
+            if not (container_labels.get(labels.CLUSTER) and container_labels.get(labels.NODE)
+                    and container_labels.get(CONFIG_LABEL)):
+                continue
             result.append(Observed(id=container.id, name=container.name, state=container.status,
                                    labels=container_labels, image_id=container.attrs.get("ImageID", "")))
         return result

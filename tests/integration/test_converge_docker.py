@@ -116,6 +116,19 @@ def test_converge_recreates_changed_nodes_restarts_stopped_ones_and_removes_the_
     assert containers_of(lab) == {}
 
 
+def test_containers_of_dcspark_images_that_are_not_nodes_are_left_alone(lab):
+    """An image build's intermediate container (or one started by hand) carries the image's
+    managed/cluster labels; the agent once removed one mid-build. Only nodes it created are its own."""
+    name = f"cvt-{lab['run']}"
+    bystander = lab["client"].containers.run(lab["image"], detach=True, network_mode="none",
+                                             labels={labels.MANAGED: "true", labels.CLUSTER: name})
+    nodes = converge.DockerNodes(lab["client"])
+    assert all(c.id != bystander.id for c in nodes.observed())
+    converge_once(lab, [], nodes)
+    bystander.reload()
+    assert bystander.status == "running"
+
+
 def test_a_root_image_is_refused_and_reported(lab):
     root_image = import_node_image(lab["api"], lab["run"], None)
     nodes = converge.DockerNodes(lab["client"])
