@@ -157,32 +157,36 @@ def test_container_limits_equal_the_spec(pool, deployed):
             assert uid != "0"
 
 
+PROBE = ("import socket,sys\n"
+         "try:\n"
+         "    socket.create_connection((sys.argv[1], 7077), timeout=5).close(); print('connected')\n"
+         "except OSError as e:\n"
+         "    print('refused', e)\n")
+
+
+def connect(pool, host: str, container: str, target: str) -> str:
+    """From inside ``container`` on ``host``, open a TCP connection to ``target``:7077."""
+    return pool.hosts[host].check_output(
+        f"docker exec {container} /opt/dcspark/venv/bin/python -c \"{PROBE}\" {target}")
+
+
 def test_one_cluster_cannot_reach_the_other_master(pool, deployed):
     face, video = pool.cluster(FACE), pool.cluster(VIDEO)
-    probe = ("import socket,sys\n"
-             "try:\n"
-             "    socket.create_connection((sys.argv[1], 7077), timeout=5).close(); print('connected')\n"
-             "except OSError as e:\n"
-             "    print('refused', e)\n")
-    worker_host = face["placement"]["workers"][0]
-    own = pool.hosts[worker_host].check_output(
-        f"docker exec spark-worker-face-1 /opt/dcspark/venv/bin/python -c \"{probe}\" spark-master-face")
+    face_worker = (face["placement"]["workers"][0], "spark-worker-face-1")
+    video_worker = (video["placement"]["workers"][0], f"spark-worker-{VIDEO}-1")
+    own = connect(pool, *face_worker, "spark-master-face")
     assert own.startswith("connected"), own
     # by name: the other cluster's master does not even resolve on this network
-    by_name = pool.hosts[worker_host].check_output(
-        f"docker exec spark-worker-face-1 /opt/dcspark/venv/bin/python -c \"{probe}\" spark-master-{VIDEO}")
+    by_name = connect(pool, *face_worker, f"spark-master-{VIDEO}")
     assert by_name.startswith("refused"), by_name
     # by address: the other master's address on its own network is reachable from its own cluster ...
     master = pool.inspect(video["placement"]["master"], f"spark-master-{VIDEO}")
     address = master["NetworkSettings"]["Networks"][video["network"]["name"]]["IPAddress"]
-    video_worker_host = video["placement"]["workers"][0]
-    peer = pool.hosts[video_worker_host].check_output(
-        f"docker exec spark-worker-{VIDEO}-1 /opt/dcspark/venv/bin/python -c \"{probe}\" {address}")
+    peer = connect(pool, *video_worker, address)
     assert peer.startswith("connected"), peer
     # ... and not from this one: the host drops what leaves docker_gwbridge for the overlay pool
     # (dcm-overlay-isolation), so the packets never leave the host
-    by_address = pool.hosts[worker_host].check_output(
-        f"docker exec spark-worker-face-1 /opt/dcspark/venv/bin/python -c \"{probe}\" {address}")
+    by_address = connect(pool, *face_worker, address)
     assert by_address.startswith("refused"), by_address
 
 
