@@ -148,7 +148,9 @@ def test_reserve_generations_and_remove(clean_etcd):
     assert (grown.changed, grown.record["generation"]) == (True, 2)
     assert grown.plan is not None and len(grown.record["placement"]["workers"]) == 5
     assert grown.previous["generation"] == 1
-    assert json.loads(client.get(keys.cluster_key("face")).value)["generation"] == 2
+    regrown = json.loads(client.get(keys.cluster_key("face")).value)
+    assert regrown["generation"] == 2
+    assert regrown["secret"] == stored_record["secret"]  # a new generation keeps the cluster's secret
 
     images = {"master": "reg/m@sha256:1", "worker": "reg/w@sha256:2", "driver": "reg/d@sha256:3"}
     imaged = store.reserve(spec("face", workers=5), images=images)
@@ -381,7 +383,11 @@ def test_dcm_cluster_lifecycle(clean_etcd, tmp_path):
     assert created["changed"] is True and created["generation"] == 1 and created["attempts"] == 1
     assert created["placement"] == checked["placement"]
     stored = client.get(keys.cluster_key("face"))
-    assert json.loads(stored.value) == created["record"]
+    stored_record = json.loads(stored.value)
+    # the cluster's spark.authenticate secret is stored, random, and never shown in module output
+    assert len(stored_record["secret"]) == 64 and int(stored_record["secret"], 16) >= 0
+    assert created["record"]["secret"] == "********" and stored_record["secret"] not in json.dumps(created)
+    assert {**stored_record, "secret": "********"} == created["record"]
     assert created["record"]["deployed_by"] == "pytest"
 
     again = run_module("dcm_cluster", args)
@@ -391,7 +397,9 @@ def test_dcm_cluster_lifecycle(clean_etcd, tmp_path):
     grown = run_module("dcm_cluster", {**args, "spec": raw_spec("face", workers=4)}, diff=True)
     assert grown["changed"] is True and grown["generation"] == 2
     assert grown["diff"]["before"]["generation"] == 1 and grown["diff"]["after"]["generation"] == 2
-    assert json.loads(client.get(keys.cluster_key("face")).value)["generation"] == 2
+    regrown = json.loads(client.get(keys.cluster_key("face")).value)
+    assert regrown["generation"] == 2
+    assert regrown["secret"] == stored_record["secret"]  # a new generation keeps the cluster's secret
 
     client.put(keys.status_key("face", "master"), '{"state": "running"}')
     absent = {"state": "absent", "name": "face", **clean_etcd.module_args()}
