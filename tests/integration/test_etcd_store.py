@@ -150,7 +150,7 @@ def test_reserve_generations_and_remove(clean_etcd):
     assert grown.previous["generation"] == 1
     regrown = json.loads(client.get(keys.cluster_key("face")).value)
     assert regrown["generation"] == 2
-    assert regrown["secret"] == stored_record["secret"]  # a new generation keeps the cluster's secret
+    assert regrown["secret"] == first.record["secret"]  # a new generation keeps the cluster's secret
 
     images = {"master": "reg/m@sha256:1", "worker": "reg/w@sha256:2", "driver": "reg/d@sha256:3"}
     imaged = store.reserve(spec("face", workers=5), images=images)
