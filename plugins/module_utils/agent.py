@@ -32,6 +32,7 @@ from typing import Callable
 
 from . import converge, hostinfo, keys
 from .errors import DcmError, StoreError
+from .docker_host import DEFAULT_LAST_USED_FILE
 from .etcd import EtcdClient, EtcdConfig
 from .spec import canonical_json
 from .units import format_cpus, parse_cpus, parse_memory
@@ -60,7 +61,7 @@ class AgentConfig:
     converge: bool = True  # run this host's DCSpark containers (False: registration only)
     converge_interval: float = 2.0
     docker_url: str = "unix:///var/run/docker.sock"
-    last_used_file: str = "/var/lib/dcm/image-last-used.json"
+    last_used_file: str = DEFAULT_LAST_USED_FILE
 
 
 def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
@@ -107,7 +108,7 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
         converge=bool(raw.get("converge", True)),
         converge_interval=_positive(path, "converge_interval", raw.get("converge_interval", 2.0)),
         docker_url=str(raw.get("docker_url", "unix:///var/run/docker.sock")),
-        last_used_file=str(raw.get("last_used_file", "/var/lib/dcm/image-last-used.json")),
+        last_used_file=str(raw.get("last_used_file", DEFAULT_LAST_USED_FILE)),
     )
 
 
@@ -235,32 +236,26 @@ class Converger:
         self.client = client  # its own client: the heartbeat thread uses the agent's
         self.nodes = nodes  # converge.DockerNodes
         self.reported: dict = {}  # status key -> (value without time, when written)
-        self.passes = 0
 
-    def records(self) -> list:
+    def wanted(self) -> dict:
+        """Every node the cluster records place on this host; a broken record is logged and skipped."""
         kvs, _revision = self.client.get_prefix(keys.CLUSTERS)
-        records = []
+        wanted: dict = {}
         for kv in kvs:
             try:
-                record = json.loads(kv.value)
+                wanted.update(converge.desired_nodes([json.loads(kv.value)], self.config.host_name))
             except ValueError:
                 LOG.warning("%s is not JSON; ignored", kv.key)
-                continue
-            try:
-                converge.desired_nodes([record], self.config.host_name)
             except DcmError as exc:
                 LOG.warning("%s", exc)
-                continue
-            records.append(record)
-        return records
+        return wanted
 
     def once(self, lease: int) -> converge.Actions:
         """One pass: converge the containers, then report every wanted node's status."""
-        wanted = converge.desired_nodes(self.records(), self.config.host_name)
+        wanted = self.wanted()
         actions = converge.plan_actions(wanted, self.nodes.observed())
         self.nodes.apply(actions)
         self.report(wanted, lease)
-        self.passes += 1
         return actions
 
     def report(self, wanted: dict, lease: int) -> None:
@@ -271,12 +266,13 @@ class Converger:
         for node in wanted.values():
             key = keys.status_key(node.cluster, node.node)
             current.add(key)
-            value = converge.status_value(self.nodes.status(node, self.config.host_name))
+            report = self.nodes.status(node, self.config.host_name)
+            value = converge.status_value(report)
             last = self.reported.get(key)
             # unchanged reports are refreshed now and then, so observed_at tells a stale agent
             if last and last[0] == value and now - last[1] < 30 and last[2] == lease:
                 continue
-            self.client.put(key, converge.status_value(converge.stamp(json.loads(value), now)), lease=lease)
+            self.client.put(key, converge.status_value(converge.stamp(report, now)), lease=lease)
             self.reported[key] = (value, now, lease)
         for key in sorted(set(self.reported) - current):
             self.client.delete(key)

@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import keys, labels
-from .docker_host import placed_nodes, record_image_use
+from .docker_host import _docker_errors, record_image_use
 from .errors import DcmError
 from .units import format_memory, parse_cpus, parse_memory
 
 MIB = 1 << 20
-MASTER_PORT = 7077
 MASTER_UI_PORT = 8080
 CONFIG_LABEL = "org.dcspark.config"  # hash of everything a node's container is created from
 GENERATION_LABEL = "org.dcspark.generation"
@@ -103,7 +102,7 @@ def node_env(record: dict, role: str, cpus: int, memory: int) -> dict:
     env = {str(k): str(v) for k, v in (spec.get("runtime", {}).get("env") or {}).items()}
     env.update({
         "DCSPARK_CLUSTER": name,
-        "SPARK_MASTER_URL": f"spark://{keys.container_name(name, 'master')}:{MASTER_PORT}",
+        "SPARK_MASTER_URL": keys.master_url(name),
         "_SPARK_AUTH_SECRET": record["secret"],
         "DCSPARK_SPARK_CONF": json.dumps(spec.get("spark_conf") or {}, sort_keys=True),
     })
@@ -132,7 +131,7 @@ def desired_nodes(records: Iterable[dict], host: str) -> dict:
             raise DcmError(f"cluster record {record.get('name', '?')}: lacks {', '.join(missing)}; "
                            "deploy it again with deploy_cluster.yml")
         spec = record["spec"]
-        for node, node_host in placed_nodes(record):
+        for node, node_host in keys.placed_nodes(record):
             if node_host != host:
                 continue
             role = node.split("-", 1)[0]
@@ -203,12 +202,6 @@ class NodeError(DcmError):
     """A node that cannot run on this host (reported in its status, retried next pass)."""
 
 
-def _docker_errors():
-    import docker.errors  # pylint: disable=import-outside-toplevel
-
-    return (docker.errors.DockerException,)
-
-
 class DockerNodes:
     """Applies :class:`Actions` through the Docker SDK (``client`` from ``docker_host.connect``)."""
 
@@ -242,7 +235,7 @@ class DockerNodes:
     def _image(self, node: NodeSpec):
         try:
             image = self.client.images.get(node.image)
-        except _docker_errors():
+        except _docker_errors().DockerException:
             self._say("pulling %s for %s", node.image, node.name)
             image = self.client.images.pull(node.image)
         user = (image.attrs.get("Config") or {}).get("User") or ""
@@ -275,7 +268,7 @@ class DockerNodes:
         container = self.client.containers.create(image.id, **kwargs)
         try:
             container.start()
-        except _docker_errors():
+        except _docker_errors().DockerException:
             container.remove(force=True)
             raise
         self._used(image.id)
@@ -316,7 +309,7 @@ class DockerNodes:
         try:
             call(*args)
             self.errors.pop(name, None)
-        except (DcmError, *_docker_errors()) as exc:
+        except (DcmError, _docker_errors().DockerException) as exc:
             self.errors[name] = str(exc)
             if self.log is not None:
                 self.log.warning("%s: %s", name, exc)
@@ -326,7 +319,7 @@ class DockerNodes:
         report = {"host": host, "container": node.name, "generation": node.generation, "image": node.image}
         try:
             container = self.client.containers.get(node.name)
-        except _docker_errors():
+        except _docker_errors().DockerException:
             report.update(state="missing", error=self.errors.get(node.name, "container not created yet"))
             return report
         attrs = container.attrs

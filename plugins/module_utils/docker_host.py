@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 from . import labels
 from .errors import DcmError
 from .gc import ContainerInfo, ImageInfo
-from .keys import node_names
+from .keys import placed_nodes
 
 DEFAULT_DOCKER_HOST = "unix://var/run/docker.sock"
 DEFAULT_LAST_USED_FILE = "/var/lib/dcm/image-last-used.json"
@@ -394,14 +394,6 @@ class DesiredOnHost:
 
 def _role(node: str) -> str:
     return node.split("-", 1)[0]  # worker-3 -> worker
-
-
-def placed_nodes(record: dict) -> list:
-    """``[(node, host)]`` of a cluster record's placement."""
-    placement = record.get("placement") or {}
-    workers = list(placement.get("workers") or [])
-    hosts = [placement.get("master"), placement.get("driver")] + workers
-    return list(zip(node_names(len(workers)), hosts))
 
 
 def desired_on_host(records: Iterable[dict], host: str) -> DesiredOnHost:

@@ -326,9 +326,8 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None) -> dict:
             continue
         record = snap.clusters[name]
         placement = record.get("placement") or {}
-        workers = list(placement.get("workers") or [])
         nodes = []
-        for node, host in zip(keys.node_names(len(workers)), [placement.get("master"), placement.get("driver")] + workers):
+        for node, host in keys.placed_nodes(record):
             report = status.get((name, node)) or {}
             nodes.append({
                 "node": node,
@@ -356,7 +355,7 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None) -> dict:
             "placement": placement,
             "images": record.get("images", {}),
             "network": record.get("network"),
-            "master_url": f"spark://{keys.container_name(name, 'master')}:7077",
+            "master_url": keys.master_url(name),
             "ui": ui,
             "nodes": nodes,
             "running": len(running),
