@@ -14,6 +14,10 @@ already placed there request. CPUs are integer millicpus, memory bytes.
    possible.
 4. All or nothing: when a node does not fit, :class:`ScheduleError` says which
    node and what the best host had left; the caller reserves nothing.
+5. Repair (:func:`reschedule`, used by the DCM master): the nodes that stay keep
+   their hosts and count against them; the nodes that must move (their host lost
+   its lease or is drained) are placed by the same rules, master and driver by
+   Eq. 2, workers by Eq. 3 packing, all or nothing.
 """
 
 from __future__ import annotations
@@ -196,6 +200,19 @@ class _State:
         score = self.scores[index]
         return score.cpus - self.used_cpus[index], score.memory - self.used_memory[index]
 
+    def index_of(self, name: str) -> int:
+        for index, score in enumerate(self.scores):
+            if score.name == name:
+                return index
+        raise ScheduleError(f"cluster {self.cluster}: host {name!r} of the current placement is not in the pool")
+
+    def hold(self, index: int, request: Request) -> None:
+        """Count a node that stays where it is (it is not part of what this plan places)."""
+        self.used_cpus[index] += request.cpus
+        self.used_memory[index] += request.memory
+        self.nodes[index] += 1
+        self.holds_cluster[index] = True
+
     def place(self, index: int, node: str, request: Request) -> None:
         self.used_cpus[index] += request.cpus
         self.used_memory[index] += request.memory
@@ -255,7 +272,7 @@ def _place_one(state: _State, role: str, request: Request) -> int:
     return best_index
 
 
-def _place_workers(state: _State, count: int, request: Request) -> list:
+def _place_workers(state: _State, count: int, request: Request, names: Sequence[str] | None = None) -> list:
     slots = []
     scores, used_cpus, used_memory, holds = state.scores, state.used_cpus, state.used_memory, state.holds_cluster
     for index in state.candidates:
@@ -274,11 +291,17 @@ def _place_workers(state: _State, count: int, request: Request) -> list:
         take = min(v, count - len(placed))
         for _slot in range(take):
             placed.append(index)
-            state.place(index, f"worker-{len(placed)}", request)
+            state.place(index, names[len(placed) - 1] if names else f"worker-{len(placed)}", request)
         if len(placed) == count:
             break
     if len(placed) < count:
         fitted = len(placed)
+        if names:
+            raise ScheduleError(
+                f"cluster {state.cluster}: {names[fitted]} ({request.describe()}) fits on no host; "
+                f"{fitted} of the {count} workers to move fit, and {state.best_left(request)}",
+                node=names[fitted],
+            )
         raise ScheduleError(
             f"cluster {state.cluster}: worker {fitted + 1} of {count} ({request.describe()}) fits on no host; "
             f"{fitted} worker{'s' if fitted != 1 else ''} fit after the master and driver, and "
@@ -309,3 +332,42 @@ def schedule(cluster: str, requests: dict, count: int, hosts: Iterable[Host]) ->
         exc.plan = [score.to_dict() for score in state.scores]
         raise
     return Plan(cluster, state.scores[master].name, state.scores[driver].name, workers, state.scores)
+
+
+def reschedule(cluster: str, requests: dict, placement: dict, moving: Iterable[str], hosts: Iterable[Host]) -> Plan:
+    """Move the nodes named in ``moving`` (``master``, ``driver``, ``worker-i``); the others stay.
+
+    ``hosts`` must not count this cluster's own nodes (``pool_hosts(exclude_cluster=...)``):
+    the nodes that stay are counted here, on their hosts, before anything is placed.
+    Raises :class:`ScheduleError` naming the first node that fits nowhere; nothing is half-moved.
+    """
+    workers = list(placement.get("workers") or [])
+    current = {"master": placement.get("master"), "driver": placement.get("driver")}
+    current.update({f"worker-{i}": host for i, host in enumerate(workers, start=1)})
+    wanted = set(moving)
+    unknown = sorted(wanted - set(current))
+    if unknown:
+        raise ScheduleError(f"cluster {cluster}: no node named {', '.join(unknown)} in its placement")
+    moving = [node for node in current if node in wanted]
+    state = _State(cluster, list(hosts))
+    for node, host in current.items():
+        if node not in moving:
+            state.hold(state.index_of(host), requests[_role(node)])
+    new = dict(current)
+    try:
+        for role in ("master", "driver"):
+            if role in moving:
+                new[role] = state.scores[_place_one(state, role, requests[role])].name
+        moved_workers = [node for node in moving if node.startswith("worker-")]
+        if moved_workers:
+            hosts_of = _place_workers(state, len(moved_workers), requests["worker"], names=moved_workers)
+            new.update(zip(moved_workers, hosts_of))
+    except ScheduleError as exc:
+        exc.plan = [score.to_dict() for score in state.scores]
+        raise
+    return Plan(cluster, new["master"], new["driver"], [new[f"worker-{i}"] for i in range(1, len(workers) + 1)],
+                state.scores)
+
+
+def _role(node: str) -> str:
+    return node.partition("-")[0]

@@ -9,6 +9,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.scheduler import (
     Host,
     Request,
     least_requested_rate,
+    reschedule,
     schedule,
     worker_slots,
 )
@@ -170,3 +171,41 @@ def test_hosts_already_holding_the_cluster_win_worker_ties():
     assert plan.placement == {"master": "m", "driver": "m", "workers": ["x", "x"]}
     # the same pool for another cluster: no host holds it, the name decides
     assert schedule("other", reqs(), 2, hosts).workers == ["a", "a"]
+
+
+# -- repair: reschedule only the nodes that must move ---------------------------
+PLACED = {"master": "a", "driver": "b", "workers": ["c", "c", "b"]}
+
+
+def test_reschedule_moves_only_the_nodes_of_the_lost_host_and_counts_the_ones_that_stay():
+    # c is gone; a holds the master (1 CPU), b the driver and worker-3 (2 CPUs); d is empty.
+    hosts = [host("a", 4, 8 * G), host("b", 4, 8 * G), host("c", 4, 8 * G, live=False), host("d", 2, 8 * G)]
+    plan = reschedule("x", reqs(), PLACED, ["worker-1", "worker-2"], hosts)
+    # Eq. 3 after the kept nodes: a 3 slots, b 2, d 2 -> both moved workers pack onto a.
+    assert plan.placement == {"master": "a", "driver": "b", "workers": ["a", "a", "b"]}
+    by_name = scores(plan)
+    assert by_name["a"]["worker_slots"] == 3 and by_name["b"]["worker_slots"] == 2
+    assert by_name["a"]["placed"] == ["worker-1", "worker-2"]  # kept nodes are not listed as placed
+    assert by_name["c"]["status"] == "excluded"
+
+
+def test_reschedule_places_a_lost_master_by_eq2_against_the_nodes_that_stay():
+    hosts = [host("a", 4, 8 * G, live=False), host("b", 4, 8 * G), host("c", 4, 8 * G)]
+    plan = reschedule("x", reqs(), PLACED, ["master"], hosts)
+    # b holds 2 nodes (rate 0.5 + 0.25), c holds 2 workers (same rate): tie -> fewer nodes -> name: b
+    assert plan.master == "b"
+    assert plan.workers == ["c", "c", "b"] and plan.driver == "b"
+
+
+def test_reschedule_that_does_not_fit_names_the_node_and_moves_nothing():
+    hosts = [host("a", 2, 8 * G), host("b", 2, 8 * G), host("c", 4, 8 * G, cordoned=True)]
+    with pytest.raises(ScheduleError) as caught:
+        reschedule("x", reqs(), PLACED, ["worker-1", "worker-2"], hosts)
+    assert caught.value.node == "worker-2"
+    assert "worker-2" in str(caught.value) and "1 of the 2 workers to move fit" in str(caught.value)
+    assert caught.value.plan  # the scores say why
+
+
+def test_reschedule_rejects_a_node_the_placement_does_not_have():
+    with pytest.raises(ScheduleError, match="no node named worker-9"):
+        reschedule("x", reqs(), PLACED, ["worker-9"], [host("a", 4, 8 * G)])
