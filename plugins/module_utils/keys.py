@@ -5,6 +5,7 @@
 ``/dcm/clusters/<name>``     desired state of one cluster (spec, images, placement)
 ``/dcm/status/<name>/<node>`` what the agent observes of one node
 ``/dcm/leader``              the DCM master in charge (on its lease)
+``/dcm/events/<time>-<source>`` what the masters and agents did (newest kept, oldest pruned)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ CORDON = PREFIX + "cordon/"
 CLUSTERS = PREFIX + "clusters/"
 STATUS = PREFIX + "status/"
 LEADER = PREFIX + "leader"
+EVENTS = PREFIX + "events/"
 
 
 def host_key(host: str) -> str:

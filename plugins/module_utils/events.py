@@ -1,0 +1,86 @@
+"""The event log: every action the DCM master and agents take, kept in etcd for the status view.
+
+An event is one JSON record under ``/dcm/events/<unix ns, 20 digits>-<source>``, so keys sort by
+time and two writers never collide. Writers prune the oldest beyond ``keep`` now and then; the
+status view (``dcm_pool_info``, ``status.yml``) shows the newest. Writing an event never stops the
+action it describes: a failed write is logged by the caller's logger and dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Callable
+
+from . import keys
+from .errors import StoreError
+from .etcd import EtcdClient
+
+KINDS = (
+    "leader",  # a master took or lost the lead
+    "reschedule",  # nodes moved off a host (lost lease, drain)
+    "degraded",  # a cluster cannot be repaired now, with the reason
+    "recovered",  # a degraded cluster is whole again
+    "create", "start", "remove",  # an agent changed a container
+    "gc",  # an agent's timer removed containers or images
+)
+
+
+def event_key(now: float, source: str) -> str:
+    return f"{keys.EVENTS}{int(now * 1e9):020d}-{source}"
+
+
+def make_event(kind: str, message: str, source: str, now: float, **fields: object) -> dict:
+    event = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "kind": kind,
+             "source": source, "message": message}
+    event.update({key: value for key, value in fields.items() if value is not None})
+    return event
+
+
+class EventLog:
+    """Appends events under ``/dcm/events/`` and keeps the newest ``keep``."""
+
+    def __init__(self, client: EtcdClient, source: str, keep: int = 500, log: logging.Logger | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.source = source
+        self.keep = keep
+        self.log = log or logging.getLogger("dcm-events")
+        self.clock = clock
+        self.written = 0
+
+    def record(self, kind: str, message: str, **fields: object) -> dict:
+        now = self.clock()
+        event = make_event(kind, message, self.source, now, **fields)
+        self.log.info("event %s: %s", kind, message)
+        try:
+            self.client.put(event_key(now, self.source), json.dumps(event, sort_keys=True))
+            self.written += 1
+            if self.written % 50 == 1:
+                self.prune()
+        except StoreError as exc:
+            self.log.warning("could not record the event in etcd (%s)", exc)
+        return event
+
+    def prune(self) -> int:
+        """Delete all but the newest ``keep`` events; returns how many went."""
+        kvs, _revision = self.client.get_prefix(keys.EVENTS)
+        if len(kvs) <= self.keep:
+            return 0
+        first_kept = sorted(kv.key for kv in kvs)[len(kvs) - self.keep]
+        return self.client.delete(keys.EVENTS, first_kept)
+
+
+def read_events(client: EtcdClient, limit: int = 20, cluster: str | None = None, revision: int = 0) -> list:
+    """The newest ``limit`` events, oldest first; only ``cluster``'s when given."""
+    kvs, _rev = client.get_prefix(keys.EVENTS, revision=revision)
+    events = []
+    for kv in sorted(kvs, key=lambda kv: kv.key):
+        try:
+            event = json.loads(kv.value)
+        except ValueError:
+            continue
+        if cluster is None or event.get("cluster") == cluster:
+            events.append(event)
+    return events[-limit:] if limit else events
