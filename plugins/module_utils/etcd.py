@@ -61,6 +61,19 @@ class EtcdConfig:
     timeout: float = 5.0
 
 
+def etcd_config_from(raw: object, path: str) -> EtcdConfig:
+    """The ``etcd`` object of a daemon's JSON configuration (agent, master); errors name the fix."""
+    if not isinstance(raw, dict) or not raw.get("endpoints"):
+        raise StoreError(f"{path}: etcd.endpoints is empty; list the etcd client URLs (https://HOST:2379)")
+    return EtcdConfig(
+        endpoints=tuple(raw["endpoints"]),
+        ca_cert=raw.get("ca_cert"),
+        client_cert=raw.get("client_cert"),
+        client_key=raw.get("client_key"),
+        timeout=float(raw.get("timeout", 5.0)),
+    )
+
+
 class EtcdClient:
     """The operations DCM needs: range, put, delete, transactions and leases."""
 
@@ -188,6 +201,11 @@ def cmp_mod_revision_below(key: str, revision: int, range_end: str | None = None
 
 def cmp_absent(key: str) -> dict:
     return {"key": _b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
+
+
+def cmp_value(key: str, value: str) -> dict:
+    """``key`` holds exactly ``value`` (the DCM master's fencing: it still holds the lead)."""
+    return {"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(value)}
 
 
 def cmp_mod_revision(key: str, revision: int) -> dict:

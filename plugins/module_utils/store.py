@@ -180,6 +180,12 @@ class Snapshot:
     hosts: dict = field(default_factory=dict)
     cordoned: set = field(default_factory=set)
     clusters: dict = field(default_factory=dict)
+    cordons: dict = field(default_factory=dict)  # host -> {reason, since, drain}
+
+    @property
+    def drained(self) -> set:
+        """Cordoned hosts whose nodes the DCM master moves away."""
+        return {host for host, cordon in self.cordons.items() if cordon.get("drain")}
 
     def pool(self, exclude_cluster: str | None = None) -> list:
         return pool_hosts(self.hosts, self.clusters.values(), self.cordoned, exclude_cluster)
@@ -207,7 +213,13 @@ class DcmStore:
         snap = Snapshot(revision=revision)
         for kv in host_kvs:
             snap.hosts[keys.name_from_key(keys.HOSTS, kv.key)] = _load(kv.key, kv.value)
-        snap.cordoned = {keys.name_from_key(keys.CORDON, kv.key) for kv in cordon_kvs}
+        for kv in cordon_kvs:
+            try:
+                cordon = json.loads(kv.value)
+            except ValueError:
+                cordon = {}
+            snap.cordons[keys.name_from_key(keys.CORDON, kv.key)] = cordon if isinstance(cordon, dict) else {}
+        snap.cordoned = set(snap.cordons)
         for kv in cluster_kvs:
             snap.clusters[keys.name_from_key(keys.CLUSTERS, kv.key)] = _load(kv.key, kv.value)
         return snap
@@ -281,16 +293,23 @@ class DcmStore:
         self.client.put(keys.host_key(record["name"]), canonical_json(record), lease=lease)
         return lease
 
-    def set_cordon(self, host: str, cordoned: bool, reason: str = "") -> bool:
+    def set_cordon(self, host: str, cordoned: bool, reason: str = "", drain: bool = False,
+                   check_mode: bool = False) -> bool:
+        """Cordon (no new nodes), drain (cordon and move its nodes away) or release ``host``; True if changed."""
         key = keys.cordon_key(host)
-        present = self.client.get(key) is not None
-        if cordoned and not present:
-            self.client.put(key, json.dumps({"reason": reason, "since": time.time()}))
+        kv = self.client.get(key)
+        current = _load(kv.key, kv.value) if kv else None
+        if not cordoned:
+            if current is None:
+                return False
+            if not check_mode:
+                self.client.delete(key)
             return True
-        if not cordoned and present:
-            self.client.delete(key)
-            return True
-        return False
+        if current is not None and bool(current.get("drain")) == drain and current.get("reason", "") == reason:
+            return False
+        if not check_mode:
+            self.client.put(key, json.dumps({"reason": reason, "since": time.time(), "drain": drain}, sort_keys=True))
+        return True
 
 
 def _load(key: str, value: str) -> dict:

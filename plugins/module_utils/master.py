@@ -1,0 +1,348 @@
+"""The DCM master: keeps every cluster placed on live hosts, without an operator.
+
+Every master host runs one (systemd unit ``dcm-master``); one of them leads. The lead is the key
+``/dcm/leader`` written on the leader's own lease (``leader_ttl`` seconds, refreshed every
+``campaign_interval``): when the leader dies its lease expires and a standby, which campaigns every
+``campaign_interval`` seconds, writes the key. Every write the leader makes is a transaction that
+compares ``/dcm/leader`` with its own value, so a leader that was frozen and lost its lease can
+never act on stale state (fencing).
+
+Every ``interval`` seconds the leader compares desired and observed state:
+
+- a node whose host lost its lease (for longer than ``host_grace``, so an agent restart is not a
+  death) or whose host is drained is rescheduled with the same scheduler (:func:`reschedule`), its
+  other nodes staying where they are; the new placement is committed guarded like a reservation,
+  and the agents converge (the new host starts the node, a drained host removes it);
+- a cluster whose nodes fit nowhere is marked degraded in its record, with the scheduler's reason,
+  and retried on every check; it is marked recovered once its nodes are placed on live hosts;
+- an exited container is restarted by its own agent within its convergence interval (the master
+  sees it in ``/dcm/status/`` and needs to do nothing).
+
+Every action is an event under ``/dcm/events/``. No Ansible import: the ``dcm_master`` role
+installs a copy of ``module_utils`` and runs :func:`main`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import keys
+from .errors import DcmError, ScheduleError, StoreError
+from .etcd import (EtcdClient, EtcdConfig, cmp_absent, cmp_mod_revision_below, cmp_value, etcd_config_from,
+                   op_put)
+from .events import EventLog
+from .scheduler import reschedule
+from .spec import canonical_json
+from .store import DcmStore, Snapshot, pool_hosts, requests_of
+
+LOG = logging.getLogger("dcm-master")
+
+DEFAULT_CONFIG_PATH = "/etc/dcm/master.json"
+REPAIRS_KEPT = 10  # the newest repairs a cluster record remembers
+
+
+@dataclass
+class MasterConfig:
+    """What ``/etc/dcm/master.json`` holds (written by the dcm_master role)."""
+
+    name: str
+    etcd: EtcdConfig
+    interval: float = 10.0  # seconds between checks of desired against observed state
+    leader_ttl: int = 10  # seconds: how long a dead leader keeps the lead
+    campaign_interval: float = 2.0  # seconds between lease refreshes (leader) or campaigns (standby)
+    host_grace: float = 10.0  # seconds a host must stay without lease before its nodes move
+
+
+KNOWN_KEYS = ("name", "etcd", "interval", "leader_ttl", "campaign_interval", "host_grace")
+
+
+def load_config(path: str = DEFAULT_CONFIG_PATH) -> MasterConfig:
+    """Read and check the master's JSON configuration; errors name the key and the fix."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except OSError as exc:
+        raise DcmError(f"cannot read the master configuration {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise DcmError(f"the master configuration {path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise DcmError(f"{path}: expected a JSON object with the keys {', '.join(KNOWN_KEYS)}")
+    unknown = sorted(set(raw) - set(KNOWN_KEYS))
+    if unknown:
+        raise DcmError(f"{path}: unknown keys {', '.join(unknown)} (allowed: {', '.join(KNOWN_KEYS)})")
+    numbers = {}
+    for key, default in (("interval", 10.0), ("leader_ttl", 10), ("campaign_interval", 2.0), ("host_grace", 10.0)):
+        try:
+            numbers[key] = float(raw.get(key, default))
+        except (TypeError, ValueError):
+            numbers[key] = -1.0
+        if numbers[key] < 0 or (numbers[key] == 0 and key != "host_grace"):
+            kind = "zero or a positive" if key == "host_grace" else "a positive"
+            raise DcmError(f"{path}: {key} must be {kind} number of seconds, got {raw.get(key)!r}")
+    if numbers["campaign_interval"] * 2 > numbers["leader_ttl"]:
+        raise DcmError(f"{path}: campaign_interval ({numbers['campaign_interval']:g} s) must be at most half of "
+                       f"leader_ttl ({numbers['leader_ttl']:g} s), or the leader loses its lease between refreshes")
+    return MasterConfig(
+        name=str(raw.get("name") or socket.gethostname().split(".")[0]),
+        etcd=etcd_config_from(raw.get("etcd"), path),
+        interval=numbers["interval"],
+        leader_ttl=max(int(numbers["leader_ttl"]), 2),
+        campaign_interval=numbers["campaign_interval"],
+        host_grace=numbers["host_grace"],
+    )
+
+
+# -- the decisions of one check: pure, tested without etcd --------------------------------------
+@dataclass
+class Decision:
+    """What the leader does to one cluster record."""
+
+    cluster: str
+    kind: str  # "move", "degraded" or "recovered"
+    reason: str
+    moves: dict = field(default_factory=dict)  # node -> (old host, new host)
+    placement: dict | None = None
+
+
+def _why_moving(host: str, lost: set) -> str:
+    return f"{host} lost its lease" if host in lost else f"{host} is drained"
+
+
+def reconcile(snap: Snapshot, lost: set) -> list:
+    """Decisions for every running cluster: ``lost`` are hosts gone longer than the grace period.
+
+    Clusters are repaired in name order, each against the pool as the previous repairs left it,
+    so two repairs in one check never overcommit a host.
+    """
+    drained = snap.drained
+    clusters = dict(snap.clusters)
+    decisions = []
+    for name in sorted(clusters):
+        record = clusters[name]
+        if record.get("desired_state", "running") != "running" or not record.get("placement"):
+            continue
+        moving = {node: host for node, host in keys.placed_nodes(record) if host in lost or host in drained}
+        degraded = record.get("degraded")
+        if not moving:
+            absent = sorted({host for _node, host in keys.placed_nodes(record) if host not in snap.hosts})
+            if degraded and not absent:
+                decisions.append(Decision(name, "recovered", "every node is placed on a live host"))
+            continue
+        reason = "; ".join(sorted({_why_moving(host, lost) for host in moving.values()}))
+        pool = pool_hosts(snap.hosts, clusters.values(), snap.cordoned, exclude_cluster=name)
+        try:
+            plan = reschedule(name, requests_of(record["spec"]), record["placement"], list(moving), pool)
+        except ScheduleError as exc:
+            text = f"{reason}: {exc}"
+            if not degraded or degraded.get("reason") != text:
+                decisions.append(Decision(name, "degraded", text))
+            continue
+        new_hosts = dict(keys.placed_nodes({"placement": plan.placement}))
+        moves = {node: (host, new_hosts[node]) for node, host in moving.items()}
+        decisions.append(Decision(name, "move", reason, moves=moves, placement=plan.placement))
+        clusters[name] = dict(record, placement=plan.placement)
+    return decisions
+
+
+def apply_decision(record: dict, decision: Decision, now: float) -> dict:
+    """The cluster record after ``decision`` (a new dict; the generation does not change)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    new = dict(record)
+    if decision.kind == "move":
+        new["placement"] = decision.placement
+        new.pop("degraded", None)
+        repair = {"time": stamp, "reason": decision.reason,
+                  "moves": {node: list(hosts) for node, hosts in sorted(decision.moves.items())}}
+        new["repairs"] = (list(record.get("repairs") or []) + [repair])[-REPAIRS_KEPT:]
+    elif decision.kind == "degraded":
+        since = (record.get("degraded") or {}).get("since", stamp)
+        new["degraded"] = {"reason": decision.reason, "since": since, "checked_at": stamp}
+    elif decision.kind == "recovered":
+        new.pop("degraded", None)
+    return new
+
+
+# -- leader election --------------------------------------------------------------------------
+class Leadership:
+    """The lead on ``/dcm/leader``, held on this master's own lease."""
+
+    def __init__(self, client: EtcdClient, name: str, ttl: int, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.name = name
+        self.ttl = ttl
+        self.clock = clock
+        self.lease = 0
+        self.value = ""  # what /dcm/leader holds while we lead (the fencing compare)
+
+    @property
+    def leading(self) -> bool:
+        return bool(self.lease)
+
+    def hold(self) -> tuple:
+        """Refresh the lead or campaign for it; returns ``(leading now, changed)``."""
+        if self.lease:
+            if self.client.lease_keepalive(self.lease) > 0:
+                kv = self.client.get(keys.LEADER)
+                if kv is not None and kv.value == self.value:
+                    return True, False
+            LOG.warning("%s lost the lead (lease %x gone)", self.name, self.lease)
+            self.lease, self.value = 0, ""
+            return False, True
+        if self.client.get(keys.LEADER) is not None:
+            return False, False
+        lease = self.client.lease_grant(self.ttl)
+        value = json.dumps({"name": self.name, "lease": f"{lease:x}", "pid": os.getpid(),
+                            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))},
+                           sort_keys=True)
+        won, _responses, _rev = self.client.txn([cmp_absent(keys.LEADER)], [op_put(keys.LEADER, value, lease)])
+        if not won:
+            self.client.lease_revoke(lease)
+            return False, False
+        self.lease, self.value = lease, value
+        return True, True
+
+    def resign(self) -> None:
+        """Give the lead up at once (clean stop): a standby takes over on its next campaign."""
+        if self.lease:
+            try:
+                self.client.lease_revoke(self.lease)
+            except StoreError as exc:
+                LOG.warning("could not revoke lease %x (%s); a standby leads once it expires", self.lease, exc)
+            self.lease, self.value = 0, ""
+
+    def fence(self) -> dict:
+        """The transaction compare that holds only while we still lead."""
+        return cmp_value(keys.LEADER, self.value)
+
+
+# -- the daemon ---------------------------------------------------------------------------------
+class Master:
+    """The check loop; ``clock`` is injectable for tests."""
+
+    def __init__(self, config: MasterConfig, client: EtcdClient, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.client = client
+        self.store = DcmStore(client)
+        self.clock = clock
+        self.leadership = Leadership(client, config.name, config.leader_ttl, clock)
+        self.events = EventLog(client, f"master-{config.name}", log=LOG, clock=clock)
+        self.missing_since: dict = {}  # host -> when this leader first saw it without a lease
+        self.stopping = threading.Event()
+        self.checks = 0
+
+    def lost_hosts(self, snap: Snapshot, now: float) -> tuple:
+        """``(lost, pending)``: placed hosts without a lease past the grace period, and those within it."""
+        placed = {host for record in snap.clusters.values() for _node, host in keys.placed_nodes(record) if host}
+        absent = placed - set(snap.hosts)
+        self.missing_since = {host: self.missing_since.get(host, now) for host in absent}
+        lost = {host for host, since in self.missing_since.items() if now - since >= self.config.host_grace}
+        return lost, absent - lost
+
+    def check(self) -> list:
+        """One comparison of desired and observed state; returns the decisions committed."""
+        snap = self.store.snapshot()
+        now = self.clock()
+        lost, pending = self.lost_hosts(snap, now)
+        if pending:
+            LOG.info("hosts without a lease, within the %g s grace: %s", self.config.host_grace,
+                     ", ".join(sorted(pending)))
+        committed = []
+        for decision in reconcile(snap, lost):
+            record = apply_decision(snap.clusters[decision.cluster], decision, now)
+            guards = [self.leadership.fence()] + [
+                cmp_mod_revision_below(prefix, snap.revision + 1, keys.prefix_end(prefix))
+                for prefix in (keys.CLUSTERS, keys.CORDON)]
+            ok, _responses, _rev = self.client.txn(
+                guards, [op_put(keys.cluster_key(decision.cluster), canonical_json(record))])
+            if not ok:
+                LOG.info("the pool changed during the check (or the lead was lost); checking again next time")
+                break
+            committed.append(decision)
+            self._announce(decision)
+        self.checks += 1
+        return committed
+
+    def _announce(self, decision: Decision) -> None:
+        if decision.kind == "move":
+            moved = ", ".join(f"{node} {old}->{new}" for node, (old, new) in sorted(decision.moves.items()))
+            self.events.record("reschedule", f"cluster {decision.cluster}: {decision.reason}; moved {moved}",
+                               cluster=decision.cluster,
+                               moves={node: list(hosts) for node, hosts in decision.moves.items()})
+        else:
+            self.events.record(decision.kind, f"cluster {decision.cluster} {decision.kind}: {decision.reason}",
+                               cluster=decision.cluster)
+
+    def next_wait(self, last_check: float) -> float:
+        """Seconds until the next check is due (a host within its grace period brings it forward)."""
+        due = last_check + self.config.interval
+        if self.missing_since:
+            due = min(due, min(self.missing_since.values()) + self.config.host_grace)
+        return max(due - self.clock(), 0.0)
+
+    def run(self, ready: Callable[[], None] = lambda: None) -> None:
+        """Campaign or lead until :meth:`stop`; etcd outages are logged and retried, never fatal."""
+        notified = False
+        last_check = float("-inf")
+        while not self.stopping.is_set():
+            try:
+                leading, changed = self.leadership.hold()
+                if changed:
+                    self.missing_since = {}
+                    if leading:
+                        self.events.record("leader", f"{self.config.name} leads the DCM masters", host=self.config.name)
+                if not notified:
+                    ready()
+                    notified = True
+                if leading and self.next_wait(last_check) <= 0:
+                    last_check = self.clock()
+                    self.check()
+            except StoreError as exc:
+                LOG.warning("etcd: %s (retrying)", exc)
+            self.stopping.wait(self.config.campaign_interval)
+        self.leadership.resign()
+
+    def stop(self, *_args: object) -> None:
+        self.stopping.set()
+
+
+def show_leader(config: MasterConfig) -> int:
+    """``dcm-master --show``: print the current leader record (exit 1 when nobody leads)."""
+    kv = EtcdClient(config.etcd).get(keys.LEADER)
+    if kv is None:
+        sys.stderr.write("no DCM master leads (/dcm/leader is absent)\n")
+        return 1
+    sys.stdout.write(kv.value + "\n")
+    return 0
+
+
+def main(argv: list | None = None) -> int:
+    from .agent import notify_systemd  # pylint: disable=import-outside-toplevel  # one sd_notify
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    show = "--show" in args
+    args = [a for a in args if a != "--show"]
+    path = args[0] if args else os.environ.get("DCM_MASTER_CONFIG", DEFAULT_CONFIG_PATH)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stdout)
+    try:
+        config = load_config(path)
+        if show:
+            return show_leader(config)
+        master = Master(config, EtcdClient(config.etcd))
+    except DcmError as exc:
+        LOG.error("%s", exc)
+        return 2
+    signal.signal(signal.SIGTERM, master.stop)
+    signal.signal(signal.SIGINT, master.stop)
+    LOG.info("%s: checks every %g s while leading, lead lease %d s, host grace %g s", config.name,
+             config.interval, config.leader_ttl, config.host_grace)
+    master.run(ready=lambda: notify_systemd("READY=1\nSTATUS=campaigning"))
+    return 0

@@ -1,0 +1,194 @@
+"""The DCM master against a real etcd 3.4 with TLS (see conftest.py).
+
+What an operator relies on: one master leads and a standby takes over when its lease expires; a
+leader that lost the lead can no longer write (fencing); nodes of a host that lost its lease move
+to live hosts while the others stay; a host within its grace period keeps its nodes; drained hosts
+are emptied, cordoned ones are not; a cluster that fits nowhere is marked degraded with the reason
+and recovers; every action is an event; no repair overcommits a host.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from test_etcd_store import overcommitted, register, spec, stored_clusters
+
+from ansible_collections.dcspark.dcm.plugins.module_utils import keys
+from ansible_collections.dcspark.dcm.plugins.module_utils.events import read_events
+from ansible_collections.dcspark.dcm.plugins.module_utils.master import Leadership, Master, MasterConfig
+from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore
+
+pytestmark = pytest.mark.etcd
+
+
+def master(server, name: str = "m1", **settings) -> Master:
+    config = MasterConfig(name=name, etcd=server.new_client().config, **{"host_grace": 0, **settings})
+    return Master(config, server.new_client())
+
+
+def leading(server, name: str = "m1", **settings) -> Master:
+    dcm = master(server, name, **settings)
+    assert dcm.leadership.hold() == (True, True)
+    return dcm
+
+
+def hosts_of(record: dict) -> dict:
+    return dict(keys.placed_nodes(record))
+
+
+def pool(store: DcmStore, *hosts: tuple) -> dict:
+    return {name: register(store, name, cpus, memory) for name, cpus, memory in hosts}
+
+
+def test_nodes_of_a_host_that_lost_its_lease_move_and_the_others_stay(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    leases = pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
+    before = store.reserve(spec("face", workers=3)).record
+    placed = hosts_of(before)
+    # the host holding the most nodes dies
+    victim = max(sorted(set(placed.values())), key=lambda host: list(placed.values()).count(host))
+    client.lease_revoke(leases[victim])
+
+    dcm = leading(clean_etcd)
+    decisions = dcm.check()
+
+    after = stored_clusters(client)["face"]
+    moved = {node for node, host in placed.items() if host == victim}
+    assert [d.kind for d in decisions] == ["move"]
+    assert set(decisions[0].moves) == moved
+    assert victim not in hosts_of(after).values()
+    assert {n: h for n, h in hosts_of(after).items() if n not in moved} == {
+        n: h for n, h in placed.items() if n not in moved}  # nothing else moved
+    assert after["generation"] == before["generation"] and after["images"] == before["images"]
+    assert after["secret"] == before["secret"]
+    assert after["repairs"][-1]["moves"] == {n: [victim, hosts_of(after)[n]] for n in sorted(moved)}
+    assert not overcommitted(client)
+    events = read_events(client, cluster="face")
+    assert [e["kind"] for e in events] == ["reschedule"] and victim in events[0]["message"]
+    assert dcm.check() == []  # repaired: the next check has nothing to do
+
+
+def test_a_host_within_its_grace_period_keeps_its_nodes(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    leases = pool(store, ("a", 8, 16), ("b", 8, 16))
+    before = store.reserve(spec("face", workers=2)).record
+    client.lease_revoke(leases[before["placement"]["workers"][0]])
+    dcm = leading(clean_etcd, host_grace=60)
+    assert dcm.check() == []
+    assert stored_clusters(client)["face"]["placement"] == before["placement"]
+    assert set(dcm.missing_since) == {before["placement"]["workers"][0]}
+    assert 0 < dcm.next_wait(time.time()) <= 60  # the check comes back when the grace ends
+
+
+def test_a_cluster_that_fits_nowhere_is_degraded_then_recovers_when_its_host_returns(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    leases = pool(store, ("a", 3, 4), ("b", 3, 4))
+    before = store.reserve(spec("face", workers=3)).record  # 5 CPUs of 6: no room to move 3
+    victim = before["placement"]["workers"][0]
+    client.lease_revoke(leases[victim])
+    dcm = leading(clean_etcd)
+
+    decisions = dcm.check()
+    record = stored_clusters(client)["face"]
+    assert [d.kind for d in decisions] == ["degraded"]
+    assert record["placement"] == before["placement"]  # nothing half-moved
+    assert f"{victim} lost its lease" in record["degraded"]["reason"]
+    assert "fits on no host" in record["degraded"]["reason"]
+    assert dcm.check() == []  # the same reason is not written again
+
+    register(store, victim, 3, 4)  # the host comes back
+    assert [d.kind for d in dcm.check()] == ["recovered"]
+    record = stored_clusters(client)["face"]
+    assert "degraded" not in record and record["placement"] == before["placement"]
+    assert [e["kind"] for e in read_events(client, cluster="face")] == ["degraded", "recovered"]
+
+
+def test_drain_empties_a_host_and_cordon_alone_does_not(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
+    before = store.reserve(spec("face", workers=2)).record
+    busy = before["placement"]["workers"][0]
+    dcm = leading(clean_etcd)
+
+    assert store.set_cordon(busy, True, reason="disk check")
+    assert dcm.check() == [] and stored_clusters(client)["face"]["placement"] == before["placement"]
+    assert store.set_cordon(busy, True, reason="disk replacement", drain=True)
+    assert not store.set_cordon(busy, True, reason="disk replacement", drain=True)  # idempotent
+    decisions = dcm.check()
+    assert [d.kind for d in decisions] == ["move"] and f"{busy} is drained" in decisions[0].reason
+    assert busy not in hosts_of(stored_clusters(client)["face"]).values()
+    assert not overcommitted(client)
+
+
+def test_two_clusters_repaired_in_one_check_never_overcommit(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    leases = pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 2, 4))
+    store.reserve(spec("one", workers=1))
+    store.reserve(spec("two", workers=1))
+    client.lease_revoke(leases["a"])  # a holds nodes of both (lowest rates first)
+    decisions = leading(clean_etcd).check()
+    assert decisions and all(d.kind in ("move", "degraded") for d in decisions)
+    assert not overcommitted(client)
+    for record in stored_clusters(client).values():
+        if "degraded" not in record:
+            assert "a" not in hosts_of(record).values()
+
+
+def test_a_standby_leads_when_the_leader_dies_and_a_stale_leader_cannot_write(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    leases = pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
+    store.reserve(spec("face", workers=2))
+    first = leading(clean_etcd, "m1", leader_ttl=2)
+    second = master(clean_etcd, "m2", leader_ttl=2)
+    assert second.leadership.hold() == (False, False)
+    assert json.loads(client.get(keys.LEADER).value)["name"] == "m1"
+
+    # m1 freezes (no more refreshes): its lease runs out and m2 takes over
+    started = time.monotonic()
+    while second.leadership.hold() != (True, True):
+        assert time.monotonic() - started < 10, "the standby never took the lead"
+        time.sleep(0.2)
+    assert json.loads(client.get(keys.LEADER).value)["name"] == "m2"
+
+    # m1 wakes up believing it leads: its writes are fenced off
+    before = stored_clusters(client)
+    client.lease_revoke(leases[before["face"]["placement"]["workers"][0]])
+    assert first.check() == []
+    assert stored_clusters(client) == before
+    assert first.leadership.hold() == (False, True)  # and it learns it lost the lead
+    assert [d.kind for d in second.check()] == ["move"]
+
+
+def test_run_resigns_on_stop_and_records_the_lead(clean_etcd):
+    client = clean_etcd.client
+    dcm = master(clean_etcd, "m1", campaign_interval=0.2)
+    ready = threading.Event()
+    thread = threading.Thread(target=dcm.run, kwargs={"ready": ready.set}, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    deadline = time.monotonic() + 10
+    while client.get(keys.LEADER) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    dcm.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert client.get(keys.LEADER) is None  # resigned: a standby need not wait for the lease
+    assert [e["kind"] for e in read_events(client)] == ["leader"]
+
+
+def test_leadership_fence_is_the_leader_value(clean_etcd):
+    lead = Leadership(clean_etcd.new_client(), "m9", ttl=5)
+    assert lead.hold() == (True, True)
+    assert json.loads(clean_etcd.client.get(keys.LEADER).value)["lease"] == f"{lead.lease:x}"
+    lead.resign()
+    assert clean_etcd.client.get(keys.LEADER) is None and not lead.leading
