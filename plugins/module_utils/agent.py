@@ -13,14 +13,24 @@ every ``converge_interval`` seconds it reads ``/dcm/clusters/``, creates,
 starts and removes this host's DCSpark containers, and reports each node's
 container under ``/dcm/status/<cluster>/<node>`` on the host's lease (so a
 dead host's reports vanish with it). It runs apart from the heartbeat so a
-long image pull never lets the lease expire. No Ansible import: this runs as
-a daemon from a copy of ``module_utils`` installed by the ``dcm_agent`` role.
+long image pull never lets the lease expire.
+
+A third thread runs the garbage-collection timers (:mod:`gc_timers`): every
+``container_gc_interval`` seconds the exited DCSpark containers no desired
+cluster needs go, every ``image_gc_interval`` seconds the least recently used
+DCSpark images go until Eq. 1's target (at ``image_gc_threshold``) is freed.
+
+Every container the converger creates, starts or removes, and every GC pass
+that removed something, is recorded as an event under ``/dcm/events/`` (source:
+the host name) for the status view. No Ansible import: this runs as a daemon
+from a copy of ``module_utils`` installed by the ``dcm_agent`` role.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -30,10 +40,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import converge, hostinfo, keys
+from . import converge, hostinfo, keys, labels
 from .errors import DcmError, StoreError
 from .docker_host import DEFAULT_LAST_USED_FILE
 from .etcd import EtcdClient, EtcdConfig
+from .events import EventLog
+from .gc import DEFAULT_THRESHOLD
+from .gc_timers import DEFAULT_INTERVAL, GcSettings, GcTimers
 from .spec import canonical_json
 from .units import format_cpus, parse_cpus, parse_memory
 
@@ -62,6 +75,14 @@ class AgentConfig:
     converge_interval: float = 2.0
     docker_url: str = "unix:///var/run/docker.sock"
     last_used_file: str = DEFAULT_LAST_USED_FILE
+    container_gc_interval: float = DEFAULT_INTERVAL  # seconds; 0 turns the container GC off
+    image_gc_interval: float = DEFAULT_INTERVAL  # seconds; 0 turns the image GC off
+    image_gc_threshold: float = DEFAULT_THRESHOLD  # T of Eq. 1, a fraction of the disk under Docker's data root
+
+    def gc_settings(self) -> GcSettings:
+        return GcSettings(container_interval=self.container_gc_interval, image_interval=self.image_gc_interval,
+                          image_threshold=self.image_gc_threshold, last_used_file=self.last_used_file,
+                          docker_url=self.docker_url)
 
 
 def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
@@ -78,7 +99,8 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
         raise DcmError(f"{path}: etcd.endpoints is empty; list the etcd client URLs (https://HOST:2379)")
     known = {"host_name", "etcd", "reserve_cpus", "reserve_memory", "advertise_cpus", "advertise_memory",
              "address", "labels", "lease_ttl", "heartbeat", "refresh_every", "version",
-             "converge", "converge_interval", "docker_url", "last_used_file"}
+             "converge", "converge_interval", "docker_url", "last_used_file",
+             "container_gc_interval", "image_gc_interval", "image_gc_threshold"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise DcmError(f"{path}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
@@ -109,7 +131,37 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
         converge_interval=_positive(path, "converge_interval", raw.get("converge_interval", 2.0)),
         docker_url=str(raw.get("docker_url", "unix:///var/run/docker.sock")),
         last_used_file=str(raw.get("last_used_file", DEFAULT_LAST_USED_FILE)),
+        container_gc_interval=_seconds_or_off(path, "container_gc_interval",
+                                              raw.get("container_gc_interval", DEFAULT_INTERVAL)),
+        image_gc_interval=_seconds_or_off(path, "image_gc_interval", raw.get("image_gc_interval", DEFAULT_INTERVAL)),
+        image_gc_threshold=_fraction(path, "image_gc_threshold", raw.get("image_gc_threshold", DEFAULT_THRESHOLD)),
     )
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a finite float, or None (JSON true/false are not numbers here)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _seconds_or_off(path: str, key: str, value: object) -> float:
+    number = _number(value)
+    if number is None or number < 0:
+        raise DcmError(f"{path}: {key} must be a number of seconds >= 0 (0 turns that timer off), got {value!r}")
+    return number
+
+
+def _fraction(path: str, key: str, value: object) -> float:
+    number = _number(value)
+    if number is None or not 0.0 <= number <= 1.0:
+        raise DcmError(f"{path}: {key} must be a fraction of the disk between 0 and 1 (0.8: collect images when "
+                       f"they use more than 80 % of it), got {value!r}")
+    return number
 
 
 def _positive(path: str, key: str, value: object) -> float:
@@ -205,10 +257,13 @@ class Agent:
                 LOG.warning("could not revoke lease %x (%s); the host leaves when it expires", self.lease, exc)
             self.lease = 0
 
-    def run(self, ready: Callable[[], None] = lambda: None, converger: "Converger | None" = None) -> None:
+    def run(self, ready: Callable[[], None] = lambda: None, converger: "Converger | None" = None,
+            gc_timers: GcTimers | None = None) -> None:
         """Beat until :meth:`stop`; etcd outages are logged and retried, never fatal."""
         if converger is not None:
             threading.Thread(target=converger.run, args=(self,), name="converge", daemon=True).start()
+        if gc_timers is not None:
+            threading.Thread(target=gc_timers.run, args=(self.stopping,), name="gc", daemon=True).start()
         notified = False
         delay = self.config.heartbeat
         while not self.stopping.is_set():
@@ -231,10 +286,11 @@ class Agent:
 class Converger:
     """The convergence loop: desired state from etcd, containers through Docker, status to etcd."""
 
-    def __init__(self, config: AgentConfig, client: EtcdClient, nodes) -> None:
+    def __init__(self, config: AgentConfig, client: EtcdClient, nodes, events: EventLog | None = None) -> None:
         self.config = config
         self.client = client  # its own client: the heartbeat thread uses the agent's
         self.nodes = nodes  # converge.DockerNodes
+        self.events = events
         self.reported: dict = {}  # status key -> (value without time, when written)
 
     def wanted(self) -> dict:
@@ -254,7 +310,9 @@ class Converger:
         """One pass: converge the containers, then report every wanted node's status."""
         wanted = self.wanted()
         actions = converge.plan_actions(wanted, self.nodes.observed())
-        self.nodes.apply(actions)
+        done = self.nodes.apply(actions)
+        if self.events is not None:
+            record_actions(self.events, done, wanted, self.config.host_name)
         self.report(wanted, lease)
         return actions
 
@@ -292,6 +350,21 @@ class Converger:
             agent.stopping.wait(self.config.converge_interval)
 
 
+def record_actions(events: EventLog, done: converge.Actions, wanted: dict, host: str) -> None:
+    """One event per container the converger removed, started or created (in that order, as done)."""
+    for container in done.remove:
+        why = "its configuration changed" if container.name in wanted else "no desired cluster places it here"
+        events.record("remove", f"removed {container.name} from {host}: {why}",
+                      cluster=container.labels.get(labels.CLUSTER), node=container.labels.get(labels.NODE),
+                      host=host, container=container.name)
+    for node, container in done.start:
+        events.record("start", f"started {node.name} on {host} again (it was {container.state})",
+                      cluster=node.cluster, node=node.node, host=host, container=node.name)
+    for node in done.create:
+        events.record("create", f"created {node.name} on {host}", cluster=node.cluster, node=node.node,
+                      host=host, container=node.name, image=node.image)
+
+
 def make_converger(config: AgentConfig) -> Converger | None:
     """The converger, or None (logged) when convergence is off or Docker cannot be used."""
     if not config.converge:
@@ -303,8 +376,25 @@ def make_converger(config: AgentConfig) -> Converger | None:
                   "but runs no DCSpark containers")
         return None
     client = docker.DockerClient(base_url=config.docker_url, version="auto", timeout=600)
-    return Converger(config, EtcdClient(config.etcd),
-                     converge.DockerNodes(client, last_used_file=config.last_used_file, log=LOG))
+    etcd = EtcdClient(config.etcd)
+    return Converger(config, etcd, converge.DockerNodes(client, last_used_file=config.last_used_file, log=LOG),
+                     events=EventLog(etcd, config.host_name, log=LOG))
+
+
+def make_gc_timers(config: AgentConfig) -> GcTimers | None:
+    """The GC timers, or None (logged) when both are off or the agent has no Docker access."""
+    if not (config.container_gc_interval or config.image_gc_interval):
+        LOG.info("garbage collection is off (container_gc_interval and image_gc_interval are 0)")
+        return None
+    if not config.converge:
+        LOG.info("garbage collection is off: convergence is off, so this agent does not use Docker")
+        return None
+    etcd = EtcdClient(config.etcd)
+    containers = f"every {config.container_gc_interval:g} s" if config.container_gc_interval else "off"
+    images = (f"every {config.image_gc_interval:g} s, above {config.image_gc_threshold:.0%} disk use"
+              if config.image_gc_interval else "off")
+    LOG.info("container GC %s; image GC %s", containers, images)
+    return GcTimers(config.host_name, config.gc_settings(), etcd, events=EventLog(etcd, config.host_name, log=LOG))
 
 
 def notify_systemd(message: str) -> None:
@@ -352,5 +442,6 @@ def main(argv: list | None = None) -> int:
         LOG.error("cannot use the Docker engine at %s (%s): registering only; restart the agent once Docker runs",
                   config.docker_url, exc)
         converger = None
-    agent.run(ready=lambda: notify_systemd("READY=1\nSTATUS=registered"), converger=converger)
+    agent.run(ready=lambda: notify_systemd("READY=1\nSTATUS=registered"), converger=converger,
+              gc_timers=make_gc_timers(config))
     return 0

@@ -293,26 +293,36 @@ class DockerNodes:
             except OSError as exc:
                 self._say("cannot record the use of %s in %s: %s", image_id[:19], self.last_used_file, exc)
 
-    def apply(self, actions: Actions) -> None:
-        """Carry out ``actions``; a node that fails is remembered in :attr:`errors`, the others go on."""
+    def apply(self, actions: Actions) -> Actions:
+        """Carry out ``actions``; a node that fails is remembered in :attr:`errors`, the others go on.
+
+        Returns the actions that succeeded, which the agent records as events.
+        """
+        done = Actions(keep=list(actions.keep))
         for container in actions.remove:
-            self._guard(container.name, self.remove, container)
+            if self._guard(container.name, self.remove, container):
+                done.remove.append(container)
         for node, container in actions.start:
-            self._guard(node.name, self.start, node, container)
+            if self._guard(node.name, self.start, node, container):
+                done.start.append((node, container))
         for node in actions.create:
-            self._guard(node.name, self.create, node)
+            if self._guard(node.name, self.create, node):
+                done.create.append(node)
         for node, container in actions.keep:
             self.errors.pop(node.name, None)
             self._used(container.image_id, every=300.0)
+        return done
 
-    def _guard(self, name: str, call, *args) -> None:
+    def _guard(self, name: str, call, *args) -> bool:
         try:
             call(*args)
             self.errors.pop(name, None)
+            return True
         except (DcmError, _docker_errors().DockerException) as exc:
             self.errors[name] = str(exc)
             if self.log is not None:
                 self.log.warning("%s: %s", name, exc)
+            return False
 
     def status(self, node: NodeSpec, host: str) -> dict:
         """What ``/dcm/status/<cluster>/<node>`` says about ``node`` on this host."""

@@ -58,3 +58,33 @@ def test_bad_configuration_is_named(tmp_path, data, message):
 def test_missing_configuration_file(tmp_path):
     with pytest.raises(DcmError, match="cannot read the agent configuration"):
         load_config(str(tmp_path / "absent.json"))
+
+
+def test_gc_keys_default_to_every_five_minutes_and_the_policy_threshold(tmp_path):
+    config = load_config(write(tmp_path, {"etcd": {"endpoints": ["https://e:2379"]}}))
+    assert (config.container_gc_interval, config.image_gc_interval, config.image_gc_threshold) == (300, 300, 0.8)
+
+
+def test_gc_keys_are_read_and_zero_turns_a_timer_off(tmp_path):
+    config = load_config(write(tmp_path, {"etcd": {"endpoints": ["https://e:2379"]}, "container_gc_interval": 0,
+                                          "image_gc_interval": 90.5, "image_gc_threshold": 0}))
+    assert (config.container_gc_interval, config.image_gc_interval, config.image_gc_threshold) == (0, 90.5, 0)
+    config = load_config(write(tmp_path, {"etcd": {"endpoints": ["https://e:2379"]}, "image_gc_threshold": "1",
+                                          "container_gc_interval": "600"}))  # as a string from -e
+    assert (config.container_gc_interval, config.image_gc_threshold) == (600, 1)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("container_gc_interval", -1, r"container_gc_interval must be a number of seconds >= 0 \(0 turns that timer off\), got -1"),
+    ("image_gc_interval", "soon", "image_gc_interval must be a number of seconds >= 0"),
+    ("image_gc_interval", True, "image_gc_interval must be a number of seconds >= 0"),
+    ("container_gc_interval", None, "container_gc_interval must be a number of seconds >= 0"),
+    ("container_gc_interval", "inf", "container_gc_interval must be a number of seconds >= 0"),
+    ("image_gc_threshold", 1.5, r"image_gc_threshold must be a fraction of the disk between 0 and 1 .*got 1.5"),
+    ("image_gc_threshold", -0.1, "image_gc_threshold must be a fraction of the disk between 0 and 1"),
+    ("image_gc_threshold", "nan", "image_gc_threshold must be a fraction of the disk between 0 and 1"),
+    ("image_gc_treshold", 0.5, "unknown keys image_gc_treshold"),
+])
+def test_bad_gc_keys_are_named(tmp_path, key, value, message):
+    with pytest.raises(DcmError, match=message):
+        load_config(write(tmp_path, {"etcd": {"endpoints": ["https://e:2379"]}, key: value}))
