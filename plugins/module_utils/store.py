@@ -319,10 +319,12 @@ def _load(key: str, value: str) -> dict:
         raise StoreError(f"etcd key {key} does not hold JSON; was it written by something other than DCM?") from None
 
 
-def pool_view(snap: Snapshot, status: dict, cluster: str | None = None) -> dict:
+def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: list | None = None,
+              leader: dict | None = None) -> dict:
     """Hosts, clusters, placements and node health as an operator reads them (``dcm_pool_info``, status.yml).
 
-    ``status`` maps ``(cluster, node)`` to the agents' reports under ``/dcm/status/``.
+    ``status`` maps ``(cluster, node)`` to the agents' reports under ``/dcm/status/``; ``events`` are the
+    newest entries of ``/dcm/events/`` and ``leader`` the DCM master in charge.
     """
     hosts = []
     for host in snap.pool():
@@ -332,6 +334,7 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None) -> dict:
             "address": record.get("address"),
             "live": host.live,
             "cordoned": host.cordoned,
+            "drained": host.name in snap.drained,
             "cpus": host.cpus / 1000,
             "memory": host.memory,
             "requested_cpus": host.requested_cpus / 1000,
@@ -379,8 +382,12 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None) -> dict:
             "nodes": nodes,
             "running": len(running),
             "converged": len(running) == len(nodes),
+            "health": "degraded" if record.get("degraded") else "ok",
+            "degraded": record.get("degraded"),
+            "repairs": record.get("repairs", []),
         })
-    return {"revision": snap.revision, "hosts": hosts, "clusters": clusters}
+    return {"revision": snap.revision, "hosts": hosts, "clusters": clusters, "leader": leader,
+            "events": list(events or [])}
 
 
 def read_status(client: EtcdClient, revision: int = 0) -> dict:

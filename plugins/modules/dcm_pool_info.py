@@ -14,6 +14,8 @@ description:
   - For every cluster, every node with its host, container, state, health and restarts as its agent last
     reported them, whether the cluster is C(converged) (every node running at the record's generation), and
     the master's web UI address.
+  - Also the DCM master in charge and the newest events under C(/dcm/events/) - what the masters and agents
+    did (reschedules, degraded clusters, containers created, started or removed, garbage collection).
 author:
   - DCSpark developers (@dcspark)
 extends_documentation_fragment:
@@ -36,6 +38,10 @@ options:
     description: With O(cluster), fail when the cluster has no record.
     type: bool
     default: false
+  events:
+    description: How many of the newest events to return (0 for all that are kept).
+    type: int
+    default: 20
 seealso:
   - module: dcspark.dcm.dcm_cluster
 """
@@ -75,7 +81,18 @@ clusters:
   description:
     - Every cluster (or O(cluster) only) with C(generation), C(placement), C(images), C(network), C(ui),
       C(master_url), C(nodes) (each with C(host), C(container), C(state), C(health), C(restarts), C(generation),
-      C(error)), C(running) and C(converged).
+      C(error)), C(running), C(converged), C(health) (C(ok) or C(degraded)), C(degraded) (reason and since)
+      and C(repairs) (the DCM master's last moves of its nodes).
+  returned: success
+  type: list
+  elements: dict
+leader:
+  description: The DCM master in charge (C(name), C(since)), or null when none leads.
+  returned: success
+  type: dict
+events:
+  description: The newest O(events) events, oldest first (only O(cluster)'s when given), each with C(time),
+    C(kind), C(source), C(message) and the C(cluster), C(node) or C(host) it concerns.
   returned: success
   type: list
   elements: dict
@@ -84,14 +101,17 @@ clusters:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient
+from ansible_collections.dcspark.dcm.plugins.module_utils import keys
+from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient, decode_json
+from ansible_collections.dcspark.dcm.plugins.module_utils.events import read_events
 from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
 from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, pool_view, read_status
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"cluster": {"type": "str"}, "must_exist": {"type": "bool", "default": False}, **ETCD_OPTIONS},
+        argument_spec={"cluster": {"type": "str"}, "must_exist": {"type": "bool", "default": False},
+                       "events": {"type": "int", "default": 20}, **ETCD_OPTIONS},
         supports_check_mode=True,
     )
     config = etcd_config(module.params)
@@ -101,7 +121,9 @@ def main() -> None:
     try:
         client = EtcdClient(config)
         snap = DcmStore(client).snapshot()
-        view = pool_view(snap, read_status(client, snap.revision), cluster)
+        events = read_events(client, module.params["events"], cluster, snap.revision)
+        leader = decode_json(client.get(keys.LEADER, revision=snap.revision))
+        view = pool_view(snap, read_status(client, snap.revision), cluster, events, leader)
     except DcmError as exc:
         module.fail_json(msg=str(exc))
     if cluster and module.params["must_exist"] and not view["clusters"]:
