@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from support import run_module
 from test_etcd_store import overcommitted, register, spec, stored_clusters
 
 from ansible_collections.dcspark.dcm.plugins.module_utils import keys
@@ -192,3 +193,44 @@ def test_leadership_fence_is_the_leader_value(clean_etcd):
     assert json.loads(clean_etcd.client.get(keys.LEADER).value)["lease"] == f"{lead.lease:x}"
     lead.resign()
     assert clean_etcd.client.get(keys.LEADER) is None and not lead.leading
+
+
+# -- the operator's side: dcm_host and dcm_pool_info through Ansible -------------------------------
+def test_dcm_host_cordons_drains_and_releases_and_pool_info_shows_the_repair(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
+    record = store.reserve(spec("face", workers=2)).record
+    busy = record["placement"]["workers"][0]
+    args = {"name": busy, "state": "drained", "reason": "disk replacement", **clean_etcd.module_args()}
+
+    before = clean_etcd.dump()
+    checked = run_module("dcm_host", args, check=True, diff=True)
+    assert checked["changed"] is True and clean_etcd.dump() == before  # check mode writes nothing
+    assert checked["diff"] == {"before": {"state": "active", "reason": ""},
+                               "after": {"state": "drained", "reason": "disk replacement"}}
+    drained = run_module("dcm_host", args)
+    assert drained["changed"] is True and "face/worker-1" in drained["nodes"]
+    assert run_module("dcm_host", args)["changed"] is False  # idempotent
+
+    leading(clean_etcd).check()
+    view = run_module("dcm_pool_info", {"cluster": "face", **clean_etcd.module_args()})
+    hosts = {h["name"]: h for h in view["hosts"]}
+    assert hosts[busy]["drained"] and hosts[busy]["clusters"] == []
+    face = view["clusters"][0]
+    assert face["health"] == "ok" and face["repairs"][-1]["reason"] == f"{busy} is drained"
+    assert view["leader"]["name"] == "m1"
+    assert [e["kind"] for e in view["events"]] == ["reschedule"]
+
+    released = run_module("dcm_host", {**args, "state": "active"})
+    assert released["changed"] is True and released["previous"]["drain"] is True
+    assert client.get(keys.cordon_key(busy)) is None
+
+
+def test_dcm_host_refuses_a_host_the_pool_does_not_know(clean_etcd):
+    register(DcmStore(clean_etcd.client), "a", 4, 8)
+    before = clean_etcd.dump()
+    result = run_module("dcm_host", {"name": "sandbox9", "state": "drained", **clean_etcd.module_args()})
+    assert result.get("failed") is True
+    assert "host sandbox9 is not in the pool" in result["msg"] and "hosts: a" in result["msg"]
+    assert clean_etcd.dump() == before
