@@ -75,7 +75,8 @@ def test_gc_keys_are_read_and_zero_turns_a_timer_off(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("container_gc_interval", -1, r"container_gc_interval must be a number of seconds >= 0 \(0 turns that timer off\), got -1"),
+    ("container_gc_interval", -1,
+     r"container_gc_interval must be a number of seconds >= 0 \(0 turns that timer off\), got -1"),
     ("image_gc_interval", "soon", "image_gc_interval must be a number of seconds >= 0"),
     ("image_gc_interval", True, "image_gc_interval must be a number of seconds >= 0"),
     ("container_gc_interval", None, "container_gc_interval must be a number of seconds >= 0"),
