@@ -152,7 +152,11 @@ def plan_container_gc(containers: Iterable[ContainerInfo], desired: Iterable[tup
     wanted_nodes = {(cluster, node) for cluster, node, _hash in wanted}
     plan = ContainerGcPlan()
     for container in containers:
-        if container.state not in REMOVABLE_STATES:
+        if not container.node:
+            # An image build's intermediate containers inherit the image's DCSpark labels but are
+            # no node: the builder removes them itself, and removing one would break its build.
+            plan.kept[container.id] = "not a DCSpark node (no org.dcspark.node label)"
+        elif container.state not in REMOVABLE_STATES:
             plan.kept[container.id] = f"{container.state}"
         elif (container.cluster, container.node, container.spec_hash) in wanted or (
             container.spec_hash is None and (container.cluster, container.node) in wanted_nodes

@@ -79,9 +79,10 @@ def test_container_gc_keeps_what_desired_clusters_need():
         ContainerInfo("c4", "spark-driver-face", "running", "face", "driver", "h1"),  # running
         ContainerInfo("c5", "spark-worker-face-3", "dead", "face", "worker-3", None),  # no hash label, still placed
         ContainerInfo("c6", "spark-worker-face-9", "created", "face", "worker-9", "h1"),  # not exited
+        ContainerInfo("c7", "eager_build", "exited", "face", None, "h1"),  # an image build's container
     ]
     desired = {("face", "worker-1", "h1"), ("face", "worker-2", "h1"), ("face", "worker-3", "h1"), ("face", "driver", "h1")}
     plan = plan_container_gc(containers, desired)
     assert [c.id for c in plan.selected] == ["c2", "c3"]
     assert plan.kept == {"c1": "needed by a desired cluster", "c4": "running", "c5": "needed by a desired cluster",
-                         "c6": "created"}
+                         "c6": "created", "c7": "not a DCSpark node (no org.dcspark.node label)"}
