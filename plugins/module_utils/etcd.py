@@ -141,20 +141,22 @@ class EtcdClient:
         kvs, _rev = self.range(key, revision=revision)
         return kvs[0] if kvs else None
 
-    def range(self, key: str, range_end: str | None = None, revision: int = 0) -> tuple:
-        """``(list[KeyValue], header revision)`` for ``key`` or ``[key, range_end)``."""
+    def range(self, key: str, range_end: str | None = None, revision: int = 0, keys_only: bool = False) -> tuple:
+        """``(list[KeyValue], header revision)`` for ``key`` or ``[key, range_end)`` (values empty if ``keys_only``)."""
         body: dict = {"key": _b64(key)}
         if range_end is not None:
             body["range_end"] = _b64(range_end)
+        if keys_only:
+            body["keys_only"] = True
         if revision:
             body["revision"] = str(revision)
         answer = self.call("kv/range", body)
         return [_kv(raw) for raw in answer.get("kvs", [])], int(answer["header"]["revision"])
 
-    def get_prefix(self, prefix: str, revision: int = 0) -> tuple:
+    def get_prefix(self, prefix: str, revision: int = 0, keys_only: bool = False) -> tuple:
         from .keys import prefix_end
 
-        return self.range(prefix, prefix_end(prefix), revision=revision)
+        return self.range(prefix, prefix_end(prefix), revision=revision, keys_only=keys_only)
 
     def put(self, key: str, value: str, lease: int = 0) -> int:
         body: dict = {"key": _b64(key), "value": _b64(value)}

@@ -187,6 +187,29 @@ def test_run_resigns_on_stop_and_records_the_lead(clean_etcd):
     assert [e["kind"] for e in read_events(client)] == ["leader"]
 
 
+def test_the_leader_checks_at_once_when_a_host_leaves_instead_of_waiting_for_the_interval(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    leases = pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
+    victim = store.reserve(spec("face", workers=2)).record["placement"]["workers"][0]
+    dcm = master(clean_etcd, "m1", interval=3600, campaign_interval=0.2)
+    thread = threading.Thread(target=dcm.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while dcm.checks < 1:  # the first check comes with the lead
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        client.lease_revoke(leases[victim])
+        while victim in hosts_of(stored_clusters(client)["face"]).values():
+            assert time.monotonic() < deadline, "the leader waited for its interval (an hour)"
+            time.sleep(0.1)
+        assert dcm.checks == 2
+    finally:
+        dcm.stop()
+        thread.join(10)
+
+
 def test_leadership_fence_is_the_leader_value(clean_etcd):
     lead = Leadership(clean_etcd.new_client(), "m9", ttl=5)
     assert lead.hold() == (True, True)
