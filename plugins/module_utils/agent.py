@@ -43,7 +43,7 @@ from typing import Callable
 from . import converge, hostinfo, keys, labels
 from .errors import DcmError, StoreError
 from .docker_host import DEFAULT_LAST_USED_FILE
-from .etcd import EtcdClient, EtcdConfig
+from .etcd import EtcdClient, EtcdConfig, etcd_config_from
 from .events import EventLog
 from .gc import DEFAULT_THRESHOLD
 from .gc_timers import DEFAULT_INTERVAL, GcSettings, GcTimers
@@ -94,9 +94,7 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
         raise DcmError(f"cannot read the agent configuration {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise DcmError(f"the agent configuration {path} is not valid JSON: {exc}") from None
-    etcd = raw.get("etcd") or {}
-    if not etcd.get("endpoints"):
-        raise DcmError(f"{path}: etcd.endpoints is empty; list the etcd client URLs (https://HOST:2379)")
+    etcd = etcd_config_from(raw.get("etcd"), path)
     known = {"host_name", "etcd", "reserve_cpus", "reserve_memory", "advertise_cpus", "advertise_memory",
              "address", "labels", "lease_ttl", "heartbeat", "refresh_every", "version",
              "converge", "converge_interval", "docker_url", "last_used_file",
@@ -110,13 +108,7 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
         raise DcmError(f"{path}: heartbeat ({heartbeat} s) must be positive and shorter than lease_ttl ({ttl} s)")
     return AgentConfig(
         host_name=str(raw.get("host_name") or socket.gethostname().split(".")[0]),
-        etcd=EtcdConfig(
-            endpoints=tuple(etcd["endpoints"]),
-            ca_cert=etcd.get("ca_cert"),
-            client_cert=etcd.get("client_cert"),
-            client_key=etcd.get("client_key"),
-            timeout=float(etcd.get("timeout", 5.0)),
-        ),
+        etcd=etcd,
         reserve_cpus=parse_cpus(raw.get("reserve_cpus", 0.5)),
         reserve_memory=parse_memory(raw.get("reserve_memory", "512m")),
         advertise_cpus=parse_cpus(raw["advertise_cpus"]) if raw.get("advertise_cpus") is not None else None,
