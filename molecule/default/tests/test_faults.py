@@ -1,0 +1,356 @@
+"""Fault injection on the scenario's pool: the DCM master and agents keep clusters alive (issue 5).
+
+Each test breaks something for real and measures how long the pool takes to be whole again; the
+figures are printed (``FAULT ...`` lines) and written to benchmarks/results/faults.json. What is
+broken is always restored, so the tests that follow (and test_pool.py) find a healthy pool.
+
+- a worker container is killed: ALIVE again in the Spark master within 20 s;
+- a whole host is frozen (``docker pause`` of the simulated host: its agent, etcd member, Docker
+  engine and containers stop answering, as after a power loss): its nodes are rescheduled and the
+  cluster is whole within 60 s, and the application runs again;
+- the leading DCM master is frozen: a standby leads within 15 s and no cluster record is lost;
+- one of three etcd members is stopped: deploy, undeploy and status keep working;
+- 10 deploy/undeploy runs at once: no host overcommitted, every record consistent, no orphan;
+- GC with foreign images and containers: only DCSpark leftovers go, in-use images stay.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from test_clusters import ETCDCTL, FACE, VIDEO, Pool, playbook, recap
+
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "benchmarks", "results", "faults.json")
+FIGURES: dict = {}
+
+
+def report(capsys, name: str, seconds: float, target: float | None, **detail) -> None:
+    FIGURES[name] = {"seconds": round(seconds, 1), "target": target, **detail}
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w", encoding="utf-8") as handle:
+        json.dump(FIGURES, handle, indent=2, sort_keys=True)
+    with capsys.disabled():
+        goal = f"target {target:g} s" if target is not None else "no time target"
+        print(f"\nFAULT {name}: {seconds:.1f} s ({goal}) {json.dumps(detail, sort_keys=True)}")
+
+
+def wait_for(what: str, predicate, timeout: float, step: float = 0.5):
+    """Poll ``predicate`` until it returns something truthy; returns ``(value, seconds)``."""
+    started = time.monotonic()
+    last_error = None
+    while time.monotonic() - started < timeout:
+        try:
+            value = predicate()
+        except (AssertionError, OSError, ValueError, subprocess.SubprocessError) as exc:
+            value, last_error = None, exc
+        if value:
+            return value, time.monotonic() - started
+        time.sleep(step)
+    raise AssertionError(f"{what}: not within {timeout:g} s (last error: {last_error})")
+
+
+class Faults:
+    """The pool, read through any host whose etcd member answers."""
+
+    def __init__(self, pool: Pool, request) -> None:
+        self.pool = pool
+        from testinfra.utils.ansible_runner import AnsibleRunner
+
+        runner = AnsibleRunner(pool.inventory)
+        self.sandbox = {name: runner.get_variables(name).get("dcm_sandbox_name") for name in pool.names}
+        self.via = pool.first
+
+    def etcd(self, key: str, prefix: bool = False) -> dict:
+        result = self.pool.hosts[self.via].run(f"{ETCDCTL} get {key} {'--prefix' if prefix else ''} -w json")
+        assert result.rc == 0, result.stderr
+        kvs = json.loads(result.stdout).get("kvs") or []
+        return {base64.b64decode(kv["key"]).decode(): json.loads(base64.b64decode(kv["value"])) for kv in kvs}
+
+    def record(self, cluster: str) -> dict | None:
+        return self.etcd(f"/dcm/clusters/{cluster}").get(f"/dcm/clusters/{cluster}")
+
+    def placed(self, cluster: str) -> dict:
+        return self.placed_of(self.record(cluster) or {})
+
+    def status(self, cluster: str) -> dict:
+        prefix = f"/dcm/status/{cluster}/"
+        return {key[len(prefix):]: value for key, value in self.etcd(prefix, prefix=True).items()}
+
+    def master_json(self, cluster: str) -> dict:
+        placed = self.placed(cluster)
+        report_ = self.status(cluster).get("master") or {}
+        host = self.etcd(f"/dcm/hosts/{placed['master']}").get(f"/dcm/hosts/{placed['master']}") or {}
+        assert report_.get("host") == placed["master"] and report_.get("ui_port"), report_
+        url = f"http://{host['address']}:{report_['ui_port']}/json/"
+        with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310 - the sandbox's own master
+            return json.loads(answer.read())
+
+    def alive(self, cluster: str) -> list:
+        return sorted(w["id"] for w in self.master_json(cluster).get("workers", []) if w.get("state") == "ALIVE")
+
+    def whole(self, cluster: str, workers: int) -> bool:
+        """Every node running on its placed host at the record's generation, and every worker ALIVE."""
+        record = self.record(cluster)
+        status = self.status(cluster)
+        for node, host in self.placed(cluster).items():
+            seen = status.get(node) or {}
+            if seen.get("host") != host or seen.get("state") != "running" or \
+                    seen.get("generation") != record["generation"]:
+                return False
+        return len(self.alive(cluster)) >= workers
+
+    def local_container(self, host: str) -> str:
+        """The simulated host's container on the local engine, found by the sandbox's own labels."""
+        out = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=org.dcspark.sandbox={self.sandbox[host]}",
+             "--filter", f"label=org.dcspark.sandbox-host={host}"],
+            capture_output=True, text=True, check=True).stdout.split()
+        assert len(out) == 1, f"{host}: expected one sandbox container, found {out}"
+        return out[0]
+
+    def leader(self) -> dict | None:
+        return self.etcd("/dcm/leader").get("/dcm/leader")
+
+    def events(self, kind: str | None = None) -> list:
+        events = [e for _k, e in sorted(self.etcd("/dcm/events/", prefix=True).items())]
+        return [e for e in events if kind is None or e.get("kind") == kind]
+
+    def overcommitted(self) -> dict:
+        hosts = {k.rsplit("/", 1)[1]: v for k, v in self.etcd("/dcm/hosts/", prefix=True).items()}
+        used: dict = {}
+        for record in self.etcd("/dcm/clusters/", prefix=True).values():
+            spec = record["spec"]
+            for node, host in self.placed_of(record).items():
+                role = node.split("-")[0]
+                cpus = float(spec[role]["cpus"])
+                used[host] = used.get(host, 0.0) + cpus
+        return {h: (c, hosts[h]["allocatable"]["cpus"]) for h, c in used.items()
+                if h in hosts and c > float(hosts[h]["allocatable"]["cpus"]) + 1e-9}
+
+    @staticmethod
+    def placed_of(record: dict) -> dict:
+        placement = record.get("placement") or {}
+        nodes = {"master": placement.get("master"), "driver": placement.get("driver")}
+        nodes.update({f"worker-{i}": h for i, h in enumerate(placement.get("workers") or [], start=1)})
+        return nodes
+
+
+def run_ok(pool: Pool, name: str, *args: str, timeout: int = 1800) -> str:
+    run = playbook(pool.inventory, name, *args, timeout=timeout)
+    assert run.returncode == 0, f"{name} {' '.join(args)} failed:\n{run.stdout[-6000:]}\n{run.stderr[-3000:]}"
+    return run.stdout
+
+
+@pytest.fixture(scope="module")
+def pool(request) -> Pool:
+    inventory = request.config.option.ansible_inventory
+    assert inventory, "run through molecule (testinfra's --ansible-inventory names the scenario's inventory)"
+    return Pool(inventory)
+
+
+@pytest.fixture(scope="module")
+def faults(pool, request) -> Faults:
+    return Faults(pool, request)
+
+
+@pytest.fixture(scope="module")
+def face(pool, faults):
+    """face deployed away from the first host (the operator's), so a host that fails can be frozen."""
+    if faults.record(FACE):
+        run_ok(pool, "undeploy_cluster.yml", "-e", f"cluster={FACE}")
+    run_ok(pool, "cordon_host.yml", "-e", f"host={pool.first}", "-e", "state=cordoned", "-e", "reason=fault tests")
+    try:
+        run_ok(pool, "deploy_cluster.yml", "-e", "spec=face.json", "-e", "run_app=false")
+    finally:
+        run_ok(pool, "cordon_host.yml", "-e", f"host={pool.first}", "-e", "state=active")
+    assert pool.first not in faults.placed(FACE).values()
+    yield FACE
+    playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={FACE}", timeout=600)
+
+
+def test_a_killed_worker_is_alive_again_within_20_s(pool, faults, face, capsys):
+    host = faults.placed(face)["worker-1"]
+    before = faults.alive(face)
+    assert len(before) == 3, before
+    started = time.monotonic()
+    pool.hosts[host].check_output("docker kill spark-worker-face-1")
+    alive, _seconds = wait_for("3 workers ALIVE again, one of them new",
+                               lambda: (ids := faults.alive(face)) and len(ids) == 3 and ids != before and ids,
+                               timeout=60, step=0.25)
+    seconds = time.monotonic() - started
+    status = faults.status(face)["worker-1"]
+    started_by_agent = [e for e in faults.events("start") if e.get("container") == "spark-worker-face-1"]
+    report(capsys, "worker_killed_to_alive", seconds, 20, host=host, started_by_agent=bool(started_by_agent))
+    assert seconds <= 20, f"the killed worker took {seconds:.1f} s to be ALIVE again"
+    assert status["state"] == "running" and status["host"] == host
+    assert started_by_agent and started_by_agent[-1]["source"] == host  # its own agent started it
+
+
+def test_a_frozen_host_has_its_nodes_moved_and_the_app_runs_again(pool, faults, face, capsys):
+    placed = faults.placed(face)
+    candidates = [h for h in pool.names if h != pool.first]
+    victim = max(candidates, key=lambda h: (list(placed.values()).count(h), h))
+    moving = sorted(node for node, host in placed.items() if host == victim)
+    assert moving, f"face has no node on {victim}: {placed}"
+    box = faults.local_container(victim)
+    subprocess.run(["docker", "pause", box], check=True, capture_output=True)
+    started = time.monotonic()
+    try:
+        wait_for(f"{victim}'s nodes moved and face whole again",
+                 lambda: victim not in faults.placed(face).values() and faults.whole(face, 3),
+                 timeout=240, step=1)
+        seconds = time.monotonic() - started
+        after = faults.placed(face)
+        moves = {node: after[node] for node in moving}
+        report(capsys, "host_frozen_to_cluster_whole", seconds, 60, host=victim, moved=moves)
+        assert all(host != victim for host in after.values())
+        assert any(e.get("cluster") == face and victim in e["message"] for e in faults.events("reschedule"))
+        # the application runs again on the repaired cluster (an unchanged deploy runs it)
+        out = run_ok(pool, "deploy_cluster.yml", "-e", "spec=face.json")
+        assert "face: OK" in out, out[-4000:]
+        assert seconds <= 60, f"face was whole again only after {seconds:.1f} s"
+    finally:
+        subprocess.run(["docker", "unpause", box], check=True, capture_output=True)
+    # back from the dead, the host re-registers and its agent removes the nodes that moved away
+    wait_for(f"{victim} registered again without face containers",
+             lambda: faults.etcd(f"/dcm/hosts/{victim}") and not pool.containers(victim, FACE), timeout=120, step=2)
+
+
+def test_a_frozen_leader_is_replaced_within_15_s_and_no_record_is_lost(pool, faults, face, capsys):
+    leader = faults.leader()
+    assert leader, "no DCM master leads"
+    records = faults.etcd("/dcm/clusters/", prefix=True)
+    host = pool.hosts[leader["name"]]
+    host.check_output("systemctl kill --signal=SIGSTOP dcm-master")
+    started = time.monotonic()
+    try:
+        new, _s = wait_for("another master leads",
+                           lambda: (now := faults.leader()) and now["name"] != leader["name"] and now,
+                           timeout=60, step=0.25)
+        seconds = time.monotonic() - started
+        report(capsys, "leader_frozen_to_standby_leading", seconds, 15, old=leader["name"], new=new["name"])
+    finally:
+        host.check_output("systemctl kill --signal=SIGCONT dcm-master")
+    assert faults.etcd("/dcm/clusters/", prefix=True) == records
+    # the old leader wakes up as a standby: the lead stays where it went
+    time.sleep(5)
+    assert faults.leader()["name"] == new["name"]
+    assert any(e["kind"] == "leader" and new["name"] in e["message"] for e in faults.events("leader"))
+    assert seconds <= 15, f"a standby led only after {seconds:.1f} s"
+
+
+def test_deploy_undeploy_and_status_work_with_one_etcd_member_stopped(pool, faults, face, capsys):
+    # the first member: every client lists it first, so each must skip it
+    stopped = pool.first
+    faults.via = next(h for h in pool.names if h != stopped)
+    pool.hosts[stopped].check_output("systemctl stop etcd")
+    started = time.monotonic()
+    try:
+        run_ok(pool, "deploy_cluster.yml", "-e", "spec=video_synopsis.json", "-e", "run_app=false")
+        assert faults.whole(VIDEO, 2)
+        status = run_ok(pool, "status.yml")
+        assert "video-synopsis gen" in status and "face gen" in status
+        run_ok(pool, "undeploy_cluster.yml", "-e", f"cluster={VIDEO}")
+        assert faults.record(VIDEO) is None
+        assert not any(pool.containers(h, VIDEO) for h in pool.names)
+        report(capsys, "deploy_status_undeploy_with_one_etcd_member_down", time.monotonic() - started, None,
+               stopped=stopped)
+    finally:
+        pool.hosts[stopped].check_output("systemctl start etcd")
+        faults.via = pool.first
+    wait_for("the stopped member healthy again",
+             lambda: pool.hosts[stopped].run(f"{ETCDCTL} endpoint health").rc == 0, timeout=60)
+
+
+def test_ten_concurrent_deploy_and_undeploy_runs_leave_a_consistent_pool(pool, faults, face, capsys):
+    """Deploys and undeploys of two clusters (face and video-synopsis), all started at once."""
+    runs = [("deploy_cluster.yml", "-e", "spec=video_synopsis.json", "-e", "run_app=false")] * 3 + \
+           [("undeploy_cluster.yml", "-e", f"cluster={VIDEO}")] * 2 + \
+           [("deploy_cluster.yml", "-e", "spec=face.json", "-e", "run_app=false")] * 3 + \
+           [("undeploy_cluster.yml", "-e", f"cluster={FACE}")] * 2
+    overcommits: list = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                found = faults.overcommitted()
+            except AssertionError:
+                found = {}
+            if found:
+                overcommits.append(found)
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(runs)) as executor:
+        results = list(executor.map(lambda args: playbook(pool.inventory, *args, timeout=1800), runs))
+    seconds = time.monotonic() - started
+    done.set()
+    watcher.join(5)
+    failed = [(" ".join(args), r.stdout[-3000:]) for args, r in zip(runs, results) if r.returncode != 0]
+    assert not overcommits, overcommits[:3]
+    # Whatever order they landed in, each cluster is either deployed and whole, or gone entirely.
+    for cluster, workers in ((FACE, 3), (VIDEO, 2)):
+        if faults.record(cluster):
+            wait_for(f"{cluster} whole", lambda c=cluster, w=workers: faults.whole(c, w), timeout=300, step=2)
+        else:
+            wait_for(f"no {cluster} container left", lambda c=cluster: not any(
+                pool.containers(h, c) for h in pool.names), timeout=120, step=2)
+    report(capsys, "ten_concurrent_runs", seconds, None, failed=len(failed),
+           deployed=sorted(c for c in (FACE, VIDEO) if faults.record(c)))
+    # every run finished on its own terms: deploys of a fitting spec and undeploys succeed
+    assert not failed, failed
+    # and the pool can still be driven to a known state
+    run_ok(pool, "undeploy_cluster.yml", "-e", f"cluster={VIDEO}")
+    run_ok(pool, "deploy_cluster.yml", "-e", "spec=face.json", "-e", "run_app=false")
+    assert faults.whole(FACE, 3)
+
+
+def test_gc_removes_only_dcspark_leftovers(pool, faults, face, capsys):
+    host = next(h for h in pool.names if h in faults.placed(face).values())
+    box = pool.hosts[host]
+    run_label = f"org.dcspark.test=gc-{os.getpid()}"
+    # A foreign image (no DCSpark label) made from the host's own /bin/true, a foreign exited
+    # container; DCSpark leftovers: an image of a cluster that is gone and an exited node of it.
+    box.check_output("head -c 4000000 /dev/urandom > /tmp/gc-blob")
+    box.check_output(f"tar -C / -ch bin/true lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 "
+                     f"| docker import --change 'LABEL {run_label}' - gc-foreign:1")
+    box.check_output(f"tar -C /tmp -c gc-blob | docker import --change 'LABEL {run_label}' "
+                     "--change 'LABEL org.dcspark.managed=true org.dcspark.cluster=gone' - gc-leftover:1")
+    foreign = box.check_output(f"docker create --label {run_label} gc-foreign:1 /bin/true")
+    leftover = box.check_output(
+        f"docker create --label {run_label} --label org.dcspark.managed=true --label org.dcspark.cluster=gone "
+        f"--label org.dcspark.node=worker-1 --label org.dcspark.spec-hash=old gc-foreign:1 /bin/true")
+    box.check_output(f"docker start {foreign} {leftover} && docker wait {foreign} {leftover}")
+    leftover_image = box.check_output("docker images -q --no-trunc gc-leftover:1")
+    in_use = sorted(set(box.check_output(
+        "docker ps --filter label=org.dcspark.managed=true --format '{{.Image}}'").split()))
+    assert in_use, f"no running DCSpark container on {host}"
+    try:
+        started = time.monotonic()
+        out = run_ok(pool, "gc.yml", "-e", "gc_threshold=0", "--limit", host)
+        seconds = time.monotonic() - started
+        containers = box.check_output(f"docker ps -aq --no-trunc --filter label={run_label}").split()
+        assert foreign in containers, "the foreign container was removed"
+        assert leftover not in containers, "the DCSpark leftover container was kept"
+        assert box.run("docker image inspect gc-foreign:1").rc == 0, "the foreign image was removed"
+        assert box.run(f"docker image inspect {leftover_image}").rc != 0, "the DCSpark leftover image was kept"
+        for image in in_use:  # what running nodes use: kept
+            assert box.run(f"docker image inspect {image}").rc == 0, image
+        assert faults.whole(face, 3)
+        summary = [line.strip() for line in out.splitlines() if "images:" in line or "containers:" in line]
+        report(capsys, "gc_pass", seconds, None, host=host, summary=summary[-2:])
+    finally:
+        box.run(f"docker rm -f {foreign} {leftover}")
+        box.run("docker rmi -f gc-foreign:1 gc-leftover:1")
+        box.run("rm -f /tmp/gc-blob")
