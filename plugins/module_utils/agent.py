@@ -31,16 +31,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import signal
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import converge, hostinfo, keys, labels
+from . import converge, daemon, hostinfo, keys, labels
 from .errors import DcmError, StoreError
 from .docker_host import DEFAULT_LAST_USED_FILE
 from .etcd import EtcdClient, EtcdConfig, etcd_config_from
@@ -87,13 +84,7 @@ class AgentConfig:
 
 def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
     """Read and check the agent's JSON configuration; errors name the key and the fix."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            raw = json.load(handle)
-    except OSError as exc:
-        raise DcmError(f"cannot read the agent configuration {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise DcmError(f"the agent configuration {path} is not valid JSON: {exc}") from None
+    raw = daemon.read_config(path, "agent")
     etcd = etcd_config_from(raw.get("etcd"), path)
     known = {"host_name", "etcd", "reserve_cpus", "reserve_memory", "advertise_cpus", "advertise_memory",
              "address", "labels", "lease_ttl", "heartbeat", "refresh_every", "version",
@@ -389,35 +380,16 @@ def make_gc_timers(config: AgentConfig) -> GcTimers | None:
     return GcTimers(config.host_name, config.gc_settings(), etcd, events=EventLog(etcd, config.host_name, log=LOG))
 
 
-def notify_systemd(message: str) -> None:
-    """sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET (Type=notify units)."""
-    target = os.environ.get("NOTIFY_SOCKET")
-    if not target:
-        return
-    if target.startswith("@"):
-        target = "\0" + target[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(target)
-        sock.sendall(message.encode("utf-8"))
-
-
 def show_registration(config: AgentConfig) -> int:
     """``dcm-agent --show``: print this host's record from etcd (exit 1 when it is not registered)."""
-    kv = EtcdClient(config.etcd).get(keys.host_key(config.host_name))
-    if kv is None:
-        sys.stderr.write(f"{config.host_name} is not registered in etcd "
-                         f"({keys.host_key(config.host_name)} is absent)\n")
-        return 1
-    sys.stdout.write(kv.value + "\n")
-    return 0
+    key = keys.host_key(config.host_name)
+    return daemon.show_key(EtcdClient(config.etcd), key,
+                           f"{config.host_name} is not registered in etcd ({key} is absent)")
 
 
 def main(argv: list | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    show = "--show" in args
-    args = [a for a in args if a != "--show"]
-    path = args[0] if args else os.environ.get("DCM_AGENT_CONFIG", DEFAULT_CONFIG_PATH)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stdout)
+    path, show = daemon.command_line(argv, "DCM_AGENT_CONFIG", DEFAULT_CONFIG_PATH)
+    daemon.start_logging()
     try:
         config = load_config(path)
         if show:
@@ -426,14 +398,13 @@ def main(argv: list | None = None) -> int:
     except DcmError as exc:
         LOG.error("%s", exc)
         return 2
-    signal.signal(signal.SIGTERM, agent.stop)
-    signal.signal(signal.SIGINT, agent.stop)
+    daemon.stop_on_signals(agent.stop)
     try:
         converger = make_converger(config)
     except Exception as exc:  # pylint: disable=broad-except  # a Docker engine that does not answer yet
         LOG.error("cannot use the Docker engine at %s (%s): registering only; restart the agent once Docker runs",
                   config.docker_url, exc)
         converger = None
-    agent.run(ready=lambda: notify_systemd("READY=1\nSTATUS=registered"), converger=converger,
+    agent.run(ready=lambda: daemon.notify_systemd("READY=1\nSTATUS=registered"), converger=converger,
               gc_timers=make_gc_timers(config))
     return 0

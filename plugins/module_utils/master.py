@@ -30,15 +30,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import keys
+from . import daemon, keys
 from .errors import DcmError, ScheduleError, StoreError
 from .etcd import (EtcdClient, EtcdConfig, cmp_absent, cmp_mod_revision_below, cmp_value, etcd_config_from,
                    op_put)
@@ -70,15 +68,7 @@ KNOWN_KEYS = ("name", "etcd", "interval", "leader_ttl", "campaign_interval", "ho
 
 def load_config(path: str = DEFAULT_CONFIG_PATH) -> MasterConfig:
     """Read and check the master's JSON configuration; errors name the key and the fix."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            raw = json.load(handle)
-    except OSError as exc:
-        raise DcmError(f"cannot read the master configuration {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise DcmError(f"the master configuration {path} is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise DcmError(f"{path}: expected a JSON object with the keys {', '.join(KNOWN_KEYS)}")
+    raw = daemon.read_config(path, "master")
     unknown = sorted(set(raw) - set(KNOWN_KEYS))
     if unknown:
         raise DcmError(f"{path}: unknown keys {', '.join(unknown)} (allowed: {', '.join(KNOWN_KEYS)})")
@@ -326,22 +316,12 @@ class Master:
 
 def show_leader(config: MasterConfig) -> int:
     """``dcm-master --show``: print the current leader record (exit 1 when nobody leads)."""
-    kv = EtcdClient(config.etcd).get(keys.LEADER)
-    if kv is None:
-        sys.stderr.write("no DCM master leads (/dcm/leader is absent)\n")
-        return 1
-    sys.stdout.write(kv.value + "\n")
-    return 0
+    return daemon.show_key(EtcdClient(config.etcd), keys.LEADER, "no DCM master leads (/dcm/leader is absent)")
 
 
 def main(argv: list | None = None) -> int:
-    from .agent import notify_systemd  # pylint: disable=import-outside-toplevel  # one sd_notify
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    show = "--show" in args
-    args = [a for a in args if a != "--show"]
-    path = args[0] if args else os.environ.get("DCM_MASTER_CONFIG", DEFAULT_CONFIG_PATH)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stdout)
+    path, show = daemon.command_line(argv, "DCM_MASTER_CONFIG", DEFAULT_CONFIG_PATH)
+    daemon.start_logging()
     try:
         config = load_config(path)
         if show:
@@ -350,9 +330,8 @@ def main(argv: list | None = None) -> int:
     except DcmError as exc:
         LOG.error("%s", exc)
         return 2
-    signal.signal(signal.SIGTERM, master.stop)
-    signal.signal(signal.SIGINT, master.stop)
+    daemon.stop_on_signals(master.stop)
     LOG.info("%s: checks every %g s while leading, lead lease %d s, host grace %g s", config.name,
              config.interval, config.leader_ttl, config.host_grace)
-    master.run(ready=lambda: notify_systemd("READY=1\nSTATUS=campaigning"))
+    master.run(ready=lambda: daemon.notify_systemd("READY=1\nSTATUS=campaigning"))
     return 0

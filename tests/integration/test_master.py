@@ -44,6 +44,13 @@ def pool(store: DcmStore, *hosts: tuple) -> dict:
     return {name: register(store, name, cpus, memory) for name, cpus, memory in hosts}
 
 
+def face_on_three_hosts(server, workers: int = 2) -> tuple:
+    """``(client, store, leases, record)``: hosts a, b, c (4 CPUs, 8 GiB each) and face reserved on them."""
+    store = DcmStore(server.client)
+    leases = pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
+    return server.client, store, leases, store.reserve(spec("face", workers=workers)).record
+
+
 def test_nodes_of_a_host_that_lost_its_lease_move_and_the_others_stay(clean_etcd):
     client = clean_etcd.client
     store = DcmStore(client)
@@ -111,10 +118,7 @@ def test_a_cluster_that_fits_nowhere_is_degraded_then_recovers_when_its_host_ret
 
 
 def test_drain_empties_a_host_and_cordon_alone_does_not(clean_etcd):
-    client = clean_etcd.client
-    store = DcmStore(client)
-    pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
-    before = store.reserve(spec("face", workers=2)).record
+    client, store, _leases, before = face_on_three_hosts(clean_etcd)
     busy = before["placement"]["workers"][0]
     dcm = leading(clean_etcd)
 
@@ -144,10 +148,7 @@ def test_two_clusters_repaired_in_one_check_never_overcommit(clean_etcd):
 
 
 def test_a_standby_leads_when_the_leader_dies_and_a_stale_leader_cannot_write(clean_etcd):
-    client = clean_etcd.client
-    store = DcmStore(client)
-    leases = pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
-    store.reserve(spec("face", workers=2))
+    client, _store, leases, _record = face_on_three_hosts(clean_etcd)
     first = leading(clean_etcd, "m1", leader_ttl=2)
     second = master(clean_etcd, "m2", leader_ttl=2)
     assert second.leadership.hold() == (False, False)
@@ -188,10 +189,8 @@ def test_run_resigns_on_stop_and_records_the_lead(clean_etcd):
 
 
 def test_the_leader_checks_at_once_when_a_host_leaves_instead_of_waiting_for_the_interval(clean_etcd):
-    client = clean_etcd.client
-    store = DcmStore(client)
-    leases = pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
-    victim = store.reserve(spec("face", workers=2)).record["placement"]["workers"][0]
+    client, _store, leases, record = face_on_three_hosts(clean_etcd)
+    victim = record["placement"]["workers"][0]
     dcm = master(clean_etcd, "m1", interval=3600, campaign_interval=0.2)
     thread = threading.Thread(target=dcm.run, daemon=True)
     thread.start()
@@ -220,10 +219,7 @@ def test_leadership_fence_is_the_leader_value(clean_etcd):
 
 # -- the operator's side: dcm_host and dcm_pool_info through Ansible -------------------------------
 def test_dcm_host_cordons_drains_and_releases_and_pool_info_shows_the_repair(clean_etcd):
-    client = clean_etcd.client
-    store = DcmStore(client)
-    pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
-    record = store.reserve(spec("face", workers=2)).record
+    client, _store, _leases, record = face_on_three_hosts(clean_etcd)
     busy = record["placement"]["workers"][0]
     args = {"name": busy, "state": "drained", "reason": "disk replacement", **clean_etcd.module_args()}
 

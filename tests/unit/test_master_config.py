@@ -33,7 +33,7 @@ def test_defaults_are_the_papers_ten_second_checks(tmp_path):
     ({"etcd": ETCD, "host_grace": -1}, "host_grace must be zero or a positive number"),
     ({"etcd": ETCD, "leader_ttl": "soon"}, "leader_ttl must be a positive number"),
     ({"etcd": ETCD, "leader_ttl": 4, "campaign_interval": 3}, "at most half of leader_ttl"),
-    ([1, 2], "expected a JSON object"),
+    ([1, 2], "must be a JSON object"),
     ("{not json", "is not valid JSON"),
 ])
 def test_bad_configurations_name_the_key_and_the_fix(tmp_path, data, message):

@@ -26,7 +26,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from test_clusters import ETCDCTL, FACE, VIDEO, Pool, playbook, recap
+from test_clusters import ETCDCTL, FACE, VIDEO, Pool, playbook, pool, recap  # noqa: F401 - pool is a fixture
 
 RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "benchmarks", "results", "faults.json")
 FIGURES: dict = {}
@@ -60,7 +60,7 @@ def wait_for(what: str, predicate, timeout: float, step: float = 0.5):
 class Faults:
     """The pool, read through any host whose etcd member answers."""
 
-    def __init__(self, pool: Pool, request) -> None:
+    def __init__(self, pool: Pool) -> None:  # pylint: disable=redefined-outer-name
         self.pool = pool
         from testinfra.utils.ansible_runner import AnsibleRunner
 
@@ -150,15 +150,8 @@ def run_ok(pool: Pool, name: str, *args: str, timeout: int = 1800) -> str:
 
 
 @pytest.fixture(scope="module")
-def pool(request) -> Pool:
-    inventory = request.config.option.ansible_inventory
-    assert inventory, "run through molecule (testinfra's --ansible-inventory names the scenario's inventory)"
-    return Pool(inventory)
-
-
-@pytest.fixture(scope="module")
-def faults(pool, request) -> Faults:
-    return Faults(pool, request)
+def faults(pool) -> Faults:  # pylint: disable=redefined-outer-name
+    return Faults(pool)
 
 
 @pytest.fixture(scope="module")
