@@ -82,13 +82,6 @@ class Pool:
 
 
 @pytest.fixture(scope="module")
-def pool(request) -> Pool:
-    inventory = request.config.option.ansible_inventory
-    assert inventory, "run through molecule (testinfra's --ansible-inventory names the scenario's inventory)"
-    return Pool(inventory)
-
-
-@pytest.fixture(scope="module")
 def deployed(pool):
     """Both clusters deployed, one after the other, each deploy running its application."""
     runs = {}

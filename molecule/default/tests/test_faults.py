@@ -26,7 +26,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from test_clusters import ETCDCTL, FACE, VIDEO, Pool, playbook, pool, recap  # noqa: F401 - pool is a fixture
+from test_clusters import ETCDCTL, FACE, VIDEO, Pool, playbook
 
 RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "benchmarks", "results", "faults.json")
 FIGURES: dict = {}
@@ -129,7 +129,7 @@ class Faults:
         for record in self.etcd("/dcm/clusters/", prefix=True).values():
             spec = record["spec"]
             for node, host in self.placed_of(record).items():
-                role = node.split("-")[0]
+                role = node.partition("-")[0]
                 cpus = float(spec[role]["cpus"])
                 used[host] = used.get(host, 0.0) + cpus
         return {h: (c, hosts[h]["allocatable"]["cpus"]) for h, c in used.items()
