@@ -256,12 +256,15 @@ class Master:
             LOG.info("hosts without a lease, within the %g s grace: %s", self.config.host_grace,
                      ", ".join(sorted(pending)))
         committed = []
+        # Each decision was planned against the snapshot plus the decisions before it, so the guard
+        # moves with our own commits: nothing else may have written since the last one.
+        revision = snap.revision
         for decision in reconcile(snap, lost):
             record = apply_decision(snap.clusters[decision.cluster], decision, now)
             guards = [self.leadership.fence()] + [
-                cmp_mod_revision_below(prefix, snap.revision + 1, keys.prefix_end(prefix))
+                cmp_mod_revision_below(prefix, revision + 1, keys.prefix_end(prefix))
                 for prefix in (keys.CLUSTERS, keys.CORDON)]
-            ok, _responses, _rev = self.client.txn(
+            ok, _responses, revision = self.client.txn(
                 guards, [op_put(keys.cluster_key(decision.cluster), canonical_json(record))])
             if not ok:
                 LOG.info("the pool changed during the check (or the lead was lost); checking again next time")
