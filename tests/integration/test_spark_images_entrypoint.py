@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
+import time
 import shutil
 import stat
 import subprocess
@@ -103,6 +106,7 @@ def _cluster_env(**extra):
         "SPARK_MASTER_URL": MASTER_URL,
         "_SPARK_AUTH_SECRET": SECRET,
         "DCSPARK_SPARK_CONF": json.dumps({"spark.executor.memory": "512m", "spark.executor.cores": "1"}),
+        "DCSPARK_MASTER_WAIT": "0",  # no master here: a worker probes once, then starts
     }
     env.update(extra)
     return env
@@ -146,6 +150,46 @@ def test_worker_offers_its_cores_and_memory(image):
     assert image.recorded() == ["spark-class", "org.apache.spark.deploy.worker.Worker", "--cores", "1",
                                 "--memory", "640m", "--webui-port", "8081", MASTER_URL]
     assert image.settings()[-5:] == [("spark.master", MASTER_URL)] + SECURITY
+
+
+def test_a_worker_waits_until_its_master_answers(image):
+    with socket.socket() as probe:  # a free port, closed again: the master is not up yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    listening = {}
+
+    def master_comes_up() -> None:
+        time.sleep(1.5)
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        listening["at"] = time.time()
+        listening["server"] = server
+
+    thread = threading.Thread(target=master_comes_up)
+    thread.start()
+    try:
+        result = image.run("dcspark-node", "worker",
+                           **_cluster_env(SPARK_MASTER_URL=f"spark://127.0.0.1:{port}", DCSPARK_MASTER_WAIT="30"))
+    finally:
+        thread.join()
+        listening["server"].close()
+    assert result.returncode == 0, result.stderr
+    assert image.recorded()[:2] == ["spark-class", "org.apache.spark.deploy.worker.Worker"]
+    assert os.stat(image.record).st_mtime >= listening["at"] - 0.01  # started after the master listened
+    assert "does not answer" not in result.stderr
+
+
+def test_a_worker_starts_anyway_when_its_master_never_answers(image):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = image.run("dcspark-node", "worker",
+                       **_cluster_env(SPARK_MASTER_URL=f"spark://127.0.0.1:{port}", DCSPARK_MASTER_WAIT="1"))
+    assert result.returncode == 0, result.stderr
+    assert f"the master 127.0.0.1:{port} does not answer yet; starting anyway" in result.stderr
+    assert image.recorded()[-1] == f"spark://127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize("role", ["worker", "driver"])
