@@ -8,6 +8,7 @@ broken is always restored, so the tests that follow (and test_pool.py) find a he
 - a whole host is frozen (``docker pause`` of the simulated host: its agent, etcd member, Docker
   engine and containers stop answering, as after a power loss): its nodes are rescheduled and the
   cluster is whole within 60 s, and the application runs again;
+- a host is drained with cordon_host.yml: its nodes run elsewhere when the playbook returns;
 - the leading DCM master is frozen: a standby leads within 15 s and no cluster record is lost;
 - one of three etcd members is stopped: deploy, undeploy and status keep working;
 - 10 deploy/undeploy runs at once: no host overcommitted, every record consistent, no orphan;
@@ -215,6 +216,27 @@ def test_a_frozen_host_has_its_nodes_moved_and_the_app_runs_again(pool, faults, 
     # back from the dead, the host re-registers and its agent removes the nodes that moved away
     wait_for(f"{victim} registered again without face containers",
              lambda: faults.etcd(f"/dcm/hosts/{victim}") and not pool.containers(victim, FACE), timeout=120, step=2)
+
+
+def test_a_drained_host_is_emptied_and_the_cluster_stays_whole(pool, faults, face, capsys):
+    placed = faults.placed(face)
+    victim = max(pool.names, key=lambda h: (list(placed.values()).count(h), h))
+    moving = sorted(node for node, host in placed.items() if host == victim)
+    started = time.monotonic()
+    try:
+        out = run_ok(pool, "cordon_host.yml", "-e", f"host={victim}", "-e", "state=drained",
+                     "-e", "reason=fault tests")  # returns once the nodes run elsewhere
+        seconds = time.monotonic() - started
+        after = faults.placed(face)
+        assert victim not in after.values(), after
+        assert faults.whole(face, 3)
+        wait_for(f"no face container left on {victim}", lambda: not pool.containers(victim, FACE), timeout=60)
+        assert f"{victim} is drained" in out
+        report(capsys, "drain_to_nodes_running_elsewhere", seconds, None, host=victim,
+               moved={node: after[node] for node in moving})
+    finally:
+        run_ok(pool, "cordon_host.yml", "-e", f"host={victim}", "-e", "state=active")
+    assert not faults.etcd(f"/dcm/cordon/{victim}")
 
 
 def test_a_frozen_leader_is_replaced_within_15_s_and_no_record_is_lost(pool, faults, face, capsys):
