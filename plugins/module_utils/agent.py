@@ -111,7 +111,7 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
         refresh_every=int(raw.get("refresh_every", 6)),
         version=str(raw.get("version", "0")),
         converge=bool(raw.get("converge", True)),
-        converge_interval=_positive(path, "converge_interval", raw.get("converge_interval", 2.0)),
+        converge_interval=daemon.positive_seconds(path, "converge_interval", raw.get("converge_interval", 2.0)),
         docker_url=str(raw.get("docker_url", "unix:///var/run/docker.sock")),
         last_used_file=str(raw.get("last_used_file", DEFAULT_LAST_USED_FILE)),
         container_gc_interval=_seconds_or_off(path, "container_gc_interval",
@@ -144,16 +144,6 @@ def _fraction(path: str, key: str, value: object) -> float:
     if number is None or not 0.0 <= number <= 1.0:
         raise DcmError(f"{path}: {key} must be a fraction of the disk between 0 and 1 (0.8: collect images when "
                        f"they use more than 80 % of it), got {value!r}")
-    return number
-
-
-def _positive(path: str, key: str, value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = 0.0
-    if number <= 0:
-        raise DcmError(f"{path}: {key} must be a positive number of seconds, got {value!r}")
     return number
 
 

@@ -29,6 +29,17 @@ def read_config(path: str, what: str) -> dict:
     return raw
 
 
+def positive_seconds(path: str, key: str, value: object) -> float:
+    """A configuration value that must be a positive number of seconds; the error names the key."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = 0.0
+    if number <= 0:
+        raise DcmError(f"{path}: {key} must be a positive number of seconds, got {value!r}")
+    return number
+
+
 def command_line(argv: list | None, env_var: str, default_path: str) -> tuple:
     """``(configuration path, show)`` from ``[--show] [PATH]`` (PATH: the argument, ``$env_var``, the default)."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -72,15 +72,15 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> MasterConfig:
     unknown = sorted(set(raw) - set(KNOWN_KEYS))
     if unknown:
         raise DcmError(f"{path}: unknown keys {', '.join(unknown)} (allowed: {', '.join(KNOWN_KEYS)})")
-    numbers = {}
-    for key, default in (("interval", 10.0), ("leader_ttl", 10), ("campaign_interval", 2.0), ("host_grace", 10.0)):
-        try:
-            numbers[key] = float(raw.get(key, default))
-        except (TypeError, ValueError):
-            numbers[key] = -1.0
-        if numbers[key] < 0 or (numbers[key] == 0 and key != "host_grace"):
-            kind = "zero or a positive" if key == "host_grace" else "a positive"
-            raise DcmError(f"{path}: {key} must be {kind} number of seconds, got {raw.get(key)!r}")
+    numbers = {key: daemon.positive_seconds(path, key, raw.get(key, default))
+               for key, default in (("interval", 10.0), ("leader_ttl", 10), ("campaign_interval", 2.0))}
+    try:
+        numbers["host_grace"] = float(raw.get("host_grace", 10.0))
+    except (TypeError, ValueError):
+        numbers["host_grace"] = -1.0
+    if numbers["host_grace"] < 0:
+        raise DcmError(f"{path}: host_grace must be zero or a positive number of seconds, "
+                       f"got {raw.get('host_grace')!r}")
     if numbers["campaign_interval"] * 2 > numbers["leader_ttl"]:
         raise DcmError(f"{path}: campaign_interval ({numbers['campaign_interval']:g} s) must be at most half of "
                        f"leader_ttl ({numbers['leader_ttl']:g} s), or the leader loses its lease between refreshes")
