@@ -202,7 +202,8 @@ def test_the_leader_checks_at_once_when_a_host_leaves_instead_of_waiting_for_the
         while victim in hosts_of(stored_clusters(client)["face"]).values():
             assert time.monotonic() < deadline, "the leader waited for its interval (an hour)"
             time.sleep(0.1)
-        assert dcm.checks == 2
+        # a second check moved it (one more may already run while the lost host is still tracked)
+        assert dcm.checks >= 2
     finally:
         dcm.stop()
         thread.join(10)
