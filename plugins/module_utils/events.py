@@ -65,7 +65,7 @@ class EventLog:
 
     def prune(self) -> int:
         """Delete all but the newest ``keep`` events; returns how many went."""
-        kvs, _revision = self.client.get_prefix(keys.EVENTS)
+        kvs, _revision = self.client.get_prefix(keys.EVENTS, keys_only=True)
         if len(kvs) <= self.keep:
             return 0
         first_kept = sorted(kv.key for kv in kvs)[len(kvs) - self.keep]

@@ -18,7 +18,7 @@ from support import run_module
 from test_etcd_store import overcommitted, register, spec, stored_clusters
 
 from ansible_collections.dcspark.dcm.plugins.module_utils import keys
-from ansible_collections.dcspark.dcm.plugins.module_utils.events import read_events
+from ansible_collections.dcspark.dcm.plugins.module_utils.events import EventLog, read_events
 from ansible_collections.dcspark.dcm.plugins.module_utils.master import Leadership, Master, MasterConfig
 from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore
 
@@ -253,3 +253,12 @@ def test_dcm_host_refuses_a_host_the_pool_does_not_know(clean_etcd):
     assert result.get("failed") is True
     assert "host sandbox9 is not in the pool" in result["msg"] and "hosts: a" in result["msg"]
     assert clean_etcd.dump() == before
+
+
+def test_the_event_log_keeps_only_the_newest(clean_etcd):
+    ticks = iter(range(1, 100))
+    log = EventLog(clean_etcd.new_client(), "test", keep=3, clock=lambda: float(next(ticks)))
+    for number in range(5):
+        log.record("gc", f"event {number}")
+    assert log.prune() == 2
+    assert [e["message"] for e in read_events(clean_etcd.client, limit=0)] == ["event 2", "event 3", "event 4"]
