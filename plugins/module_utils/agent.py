@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import converge, daemon, hostinfo, keys, labels
+from . import converge, daemon, flannel, hostinfo, keys, labels
 from .errors import DcmError, StoreError
 from .docker_host import DEFAULT_LAST_USED_FILE
 from .etcd import EtcdClient, EtcdConfig, etcd_config_from
@@ -75,6 +75,8 @@ class AgentConfig:
     container_gc_interval: float = DEFAULT_INTERVAL  # seconds; 0 turns the container GC off
     image_gc_interval: float = DEFAULT_INTERVAL  # seconds; 0 turns the image GC off
     image_gc_threshold: float = DEFAULT_THRESHOLD  # T of Eq. 1, a fraction of the disk under Docker's data root
+    hosts_dir: str = flannel.DEFAULT_HOSTS_DIR  # flannel clusters' hosts files
+    flannel_subnet_file: str = flannel.DEFAULT_SUBNET_FILE
 
     def gc_settings(self) -> GcSettings:
         return GcSettings(container_interval=self.container_gc_interval, image_interval=self.image_gc_interval,
@@ -89,7 +91,7 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
     known = {"host_name", "etcd", "reserve_cpus", "reserve_memory", "advertise_cpus", "advertise_memory",
              "address", "labels", "lease_ttl", "heartbeat", "refresh_every", "version",
              "converge", "converge_interval", "docker_url", "last_used_file",
-             "container_gc_interval", "image_gc_interval", "image_gc_threshold"}
+             "container_gc_interval", "image_gc_interval", "image_gc_threshold", "hosts_dir", "flannel_subnet_file"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise DcmError(f"{path}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
@@ -118,6 +120,8 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
                                               raw.get("container_gc_interval", DEFAULT_INTERVAL)),
         image_gc_interval=_seconds_or_off(path, "image_gc_interval", raw.get("image_gc_interval", DEFAULT_INTERVAL)),
         image_gc_threshold=_fraction(path, "image_gc_threshold", raw.get("image_gc_threshold", DEFAULT_THRESHOLD)),
+        hosts_dir=str(raw.get("hosts_dir", flannel.DEFAULT_HOSTS_DIR)),
+        flannel_subnet_file=str(raw.get("flannel_subnet_file", flannel.DEFAULT_SUBNET_FILE)),
     )
 
 
@@ -265,6 +269,7 @@ class Converger:
         self.nodes = nodes  # converge.DockerNodes
         self.events = events
         self.reported: dict = {}  # status key -> (value without time, when written)
+        self.addresses: dict = {}  # container name -> address, of this host's nodes at the last pass
 
     def wanted(self) -> dict:
         """Every node the cluster records place on this host; a broken record is logged and skipped."""
@@ -282,22 +287,37 @@ class Converger:
     def once(self, lease: int) -> converge.Actions:
         """One pass: converge the containers, then report every wanted node's status."""
         wanted = self.wanted()
+        self.hosts_files(wanted)  # a flannel container mounts its cluster's file: it must exist first
         actions = converge.plan_actions(wanted, self.nodes.observed())
         done = self.nodes.apply(actions)
         if self.events is not None:
             record_actions(self.events, done, wanted, self.config.host_name)
-        self.report(wanted, lease)
+        reports = {name: self.nodes.status(node, self.config.host_name) for name, node in wanted.items()}
+        self.addresses = {name: report["address"] for name, report in reports.items() if report.get("address")}
+        self.hosts_files(wanted)
+        self.report(wanted, reports, lease)
         return actions
 
-    def report(self, wanted: dict, lease: int) -> None:
+    def hosts_files(self, wanted: dict) -> None:
+        """Write the hosts file of every flannel cluster with a node here; remove those of the others."""
+        files = self.nodes.hosts_files
+        clusters = {node.cluster for node in wanted.values() if node.network_driver == flannel.DRIVER}
+        for cluster in sorted(clusters):
+            local = {name: address for name, address in self.addresses.items()
+                     if name in wanted and wanted[name].cluster == cluster}
+            if files.write(cluster, flannel.cluster_addresses(self.client, cluster, local)):
+                LOG.info("hosts file of cluster %s updated (%s)", cluster, files.path(cluster))
+        files.prune(clusters)
+
+    def report(self, wanted: dict, reports: dict, lease: int) -> None:
         if not lease:
             return  # not registered yet: reports go on the host's lease
         now = time.time()
         current = set()
-        for node in wanted.values():
+        for name, node in wanted.items():
             key = keys.status_key(node.cluster, node.node)
             current.add(key)
-            report = self.nodes.status(node, self.config.host_name)
+            report = reports[name]
             value = converge.status_value(report)
             last = self.reported.get(key)
             # unchanged reports are refreshed now and then, so observed_at tells a stale agent
@@ -350,8 +370,10 @@ def make_converger(config: AgentConfig) -> Converger | None:
         return None
     client = docker.DockerClient(base_url=config.docker_url, version="auto", timeout=600)
     etcd = EtcdClient(config.etcd)
-    return Converger(config, etcd, converge.DockerNodes(client, last_used_file=config.last_used_file, log=LOG),
-                     events=EventLog(etcd, config.host_name, log=LOG))
+    nodes = converge.DockerNodes(client, last_used_file=config.last_used_file, log=LOG,
+                                 hosts_files=flannel.HostsFiles(config.hosts_dir),
+                                 subnet_file=config.flannel_subnet_file)
+    return Converger(config, etcd, nodes, events=EventLog(etcd, config.host_name, log=LOG))
 
 
 def make_gc_timers(config: AgentConfig) -> GcTimers | None:

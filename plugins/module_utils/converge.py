@@ -9,6 +9,9 @@ create, start and remove. :class:`DockerNodes` applies the plan through the
 Docker SDK and reads back what each node's container is doing, which the
 agent reports under ``/dcm/status/<cluster>/<node>``.
 
+With the flannel network backend (:mod:`flannel`) a node runs on docker0, which the flannel
+role put on the host's flannel subnet, with its cluster's hosts file mounted on ``/etc/hosts``.
+
 Every container DCM starts has a memory limit (no swap), a CPU quota, a PID
 limit, no capabilities, ``no-new-privileges`` and a non-root user (an image
 whose user is root is refused, not started).
@@ -19,11 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from . import keys, labels
+from . import flannel, keys, labels
 from .docker_host import _docker_errors, record_image_use
 from .errors import DcmError
 from .units import format_memory, parse_cpus, parse_memory
@@ -140,12 +144,17 @@ def desired_nodes(records: Iterable[dict], host: str) -> dict:
                 raise DcmError(f"cluster {record['name']}: no {role} image in its record")
             request = spec[role]
             cpus, memory = parse_cpus(request["cpus"]), parse_memory(request["memory"])
+            driver = record["network"].get("driver", "overlay")
+            env = node_env(record, role, cpus, memory)
+            if driver == flannel.DRIVER:
+                env[flannel.NAME_WAIT_ENV] = str(flannel.NAME_WAIT_SECONDS)
             spec_node = NodeSpec(
                 cluster=record["name"], node=node, role=role, name=keys.container_name(record["name"], node),
                 image=image, cpus=cpus, memory=memory,
-                network=record["network"]["name"], network_driver=record["network"].get("driver", "overlay"),
+                network=flannel.DOCKER_NETWORK if driver == flannel.DRIVER else record["network"]["name"],
+                network_driver=driver,
                 generation=int(record.get("generation", 0)), spec_hash=record.get("spec_hash", ""),
-                env=tuple(sorted(node_env(record, role, cpus, memory).items())),
+                env=tuple(sorted(env.items())),
                 publish_ui=role == "master",
             )
             wanted[spec_node.name] = spec_node
@@ -205,10 +214,13 @@ class NodeError(DcmError):
 class DockerNodes:
     """Applies :class:`Actions` through the Docker SDK (``client`` from ``docker_host.connect``)."""
 
-    def __init__(self, client, last_used_file: str | None = None, log=None) -> None:
+    def __init__(self, client, last_used_file: str | None = None, log=None,
+                 hosts_files: flannel.HostsFiles | None = None, subnet_file: str = flannel.DEFAULT_SUBNET_FILE) -> None:
         self.client = client
         self.last_used_file = last_used_file
         self.log = log
+        self.hosts_files = hosts_files or flannel.HostsFiles()
+        self.subnet_file = subnet_file
         self.errors: dict = {}  # container name -> last error
         self.recorded: dict = {}  # image id -> when its use was last written to last_used_file
 
@@ -264,6 +276,12 @@ class DockerNodes:
         }
         if node.publish_ui:
             kwargs["ports"] = {f"{MASTER_UI_PORT}/tcp": None}  # an ephemeral host port, reported in status
+        if node.network_driver == flannel.DRIVER:
+            self._check_flannel()
+            hosts = self.hosts_files.path(node.cluster)
+            if not os.path.isfile(hosts):
+                raise NodeError(f"{hosts} is missing: the agent writes it before it creates the cluster's containers")
+            kwargs["volumes"] = {hosts: {"bind": flannel.HOSTS_MOUNT, "mode": "ro"}}
         self._say("creating %s (%s, %s CPUs, %s)", node.name, node.image, node.cpus / 1000, format_memory(node.memory))
         container = self.client.containers.create(image.id, **kwargs)
         try:
@@ -272,6 +290,15 @@ class DockerNodes:
             container.remove(force=True)
             raise
         self._used(image.id)
+
+    def _check_flannel(self) -> None:
+        """Refuse when docker0 is not on the subnet flanneld leased this host (see :mod:`flannel`)."""
+        subnet_env = flannel.read_subnet_env(self.subnet_file)
+        ipam = (self.client.networks.get(flannel.DOCKER_NETWORK).attrs.get("IPAM") or {}).get("Config") or []
+        try:
+            flannel.check_bridge([entry.get("Subnet", "") for entry in ipam], subnet_env, self.subnet_file)
+        except DcmError as exc:
+            raise NodeError(str(exc)) from None
 
     def start(self, node: NodeSpec, container: Observed) -> None:
         self._say("starting %s again (was %s)", node.name, container.state)
@@ -344,6 +371,9 @@ class DockerNodes:
         )
         if state.get("OOMKilled"):
             report["oom_killed"] = True
+        address = (((attrs.get("NetworkSettings") or {}).get("Networks") or {}).get(node.network) or {}).get("IPAddress")
+        if address:
+            report["address"] = address
         if node.publish_ui:
             bindings = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{MASTER_UI_PORT}/tcp") or []
             if bindings:

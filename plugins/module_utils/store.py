@@ -111,7 +111,7 @@ def plan_cluster(spec: dict, hosts: list) -> Plan:
     return schedule(spec["name"], requests_of(spec), spec["worker"]["count"], hosts)
 
 
-NETWORK_DRIVERS = ("overlay", "bridge")
+NETWORK_DRIVERS = ("overlay", "bridge", "flannel")
 HIDDEN = "********"
 
 

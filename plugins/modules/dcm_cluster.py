@@ -63,7 +63,8 @@ options:
   network:
     description:
       - The cluster's own Docker network, which the agents attach its containers to. It must exist before
-        the record is written (M(community.docker.docker_network) on a swarm manager for V(overlay)).
+        the record is written (M(community.docker.docker_network) on a swarm manager for V(overlay)); with
+        V(flannel) it is Docker's default network C(bridge), which every host has.
       - "Defaults to C({name: dcm-<cluster>, driver: overlay}), or what the record already has."
     type: dict
     suboptions:
@@ -72,9 +73,12 @@ options:
         type: str
         required: true
       driver:
-        description: V(overlay) (a pool-wide attachable overlay network) or V(bridge) (one host, local mode).
+        description:
+          - V(overlay) (a pool-wide attachable overlay network), V(bridge) (one host, local mode) or V(flannel)
+            (Docker's default network C(bridge), which the flannel role puts on each host's flannel subnet; the
+            agents give the cluster's containers a hosts file with every node's address).
         type: str
-        choices: [overlay, bridge]
+        choices: [overlay, bridge, flannel]
         default: overlay
   images:
     description:
@@ -262,7 +266,7 @@ def main() -> None:
                 "type": "dict",
                 "options": {
                     "name": {"type": "str", "required": True},
-                    "driver": {"type": "str", "choices": ["overlay", "bridge"], "default": "overlay"},
+                    "driver": {"type": "str", "choices": ["overlay", "bridge", "flannel"], "default": "overlay"},
                 },
             },
             "deployed_by": {"type": "str"},

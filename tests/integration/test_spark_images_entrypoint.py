@@ -192,6 +192,44 @@ def test_a_worker_starts_anyway_when_its_master_never_answers(image):
     assert image.recorded()[-1] == f"spark://127.0.0.1:{port}"
 
 
+GETENT = """#!/bin/sh
+# stands in for getent: the node's name "resolves" once the agent's hosts file has it
+[ "$1" = hosts ] && grep -qw "$2" "$DCSPARK_TEST_HOSTS" 2>/dev/null
+"""
+
+
+@pytest.mark.parametrize("role", ["master", "worker", "driver"])
+def test_on_flannel_a_node_waits_until_its_own_name_is_in_the_hosts_file(image, role, tmp_path):
+    hosts = tmp_path / "hosts"
+    _executable(str(image.bin.parent.parent / "fakebin" / "getent"), GETENT)
+    written = {}
+
+    def agent_writes_the_file() -> None:
+        time.sleep(1.0)
+        hosts.write_text("10.40.7.2\tspark-node-face\n")
+        written["at"] = time.time()
+
+    thread = threading.Thread(target=agent_writes_the_file)
+    thread.start()
+    try:
+        result = image.run("dcspark-node", role, **_cluster_env(DCSPARK_NAME_WAIT="30",
+                                                                DCSPARK_TEST_HOSTS=str(hosts)))
+    finally:
+        thread.join()
+    assert result.returncode == 0, result.stderr
+    assert os.stat(image.record).st_mtime >= written["at"] - 0.01  # Spark started after its name resolved
+    assert "is not in /etc/hosts" not in result.stderr
+
+
+def test_on_flannel_a_node_starts_anyway_when_its_name_never_resolves(image, tmp_path):
+    _executable(str(image.bin.parent.parent / "fakebin" / "getent"), GETENT)
+    result = image.run("dcspark-node", "master", **_cluster_env(DCSPARK_NAME_WAIT="1",
+                                                                DCSPARK_TEST_HOSTS=str(tmp_path / "none")))
+    assert result.returncode == 0, result.stderr
+    assert "spark-node-face is not in /etc/hosts after 1 s; starting anyway" in result.stderr
+    assert image.recorded()[:2] == ["spark-class", "org.apache.spark.deploy.master.Master"]
+
+
 @pytest.mark.parametrize("role", ["worker", "driver"])
 def test_worker_and_driver_need_the_master_url(image, role):
     result = image.run("dcspark-node", role, **_cluster_env(SPARK_MASTER_URL=""))
