@@ -83,9 +83,11 @@ sandbox-down: $(VENV_STAMP) $(COLLECTION_LINK)
 	$(VENV)/bin/ansible-playbook -i $(SANDBOX_INVENTORY) playbooks/sandbox_down.yml
 
 # molecule/default: its own sandbox (dcspark-molecule-*), site.yml twice, testinfra, teardown.
+# molecule/flannel: two hosts on the flannel backend (flanneld's test double, see docs/flannel.md).
 molecule: $(VENV_STAMP) $(COLLECTION_LINK)
 	scripts/ensure-docker.sh
 	$(VENV)/bin/molecule test
+	$(VENV)/bin/molecule test -s flannel
 
 clean:
 	rm -rf $(VENV) .build .collections
