@@ -287,3 +287,152 @@ def test_a_lost_file_system_image_is_never_replaced_by_a_new_one(tmp_path, host)
     assert "Restoring from Backups" in said(proc), said(proc)[-3000:]
     assert read(host, "/var/lib/qfs/meta/starts.log") == before, "the metaserver was started over a lost image"
     assert on_host(host, "sh", "-c", "ls -A /var/lib/qfs/meta/checkpoint").stdout == ""
+
+
+# -- QFS in the runtime images: roles/spark_images/tasks/qfs.yml and the tag (inputs.yml) -------------
+# No image is built (about 1 GB each): the role's own task files run on localhost against a QFS
+# install tree made here, and the test reads the build files and the tag they produce.
+
+SPEC = {"name": "face", "runtime": {"spark_version": "4.0.1", "base_image": "debian:bookworm-slim"}}
+
+
+def qfs_tree(folder, hadoop: str = "3.4.1", access: bytes = b"access") -> str:
+    lib = folder / "opt-qfs" / "lib"
+    lib.mkdir(parents=True, exist_ok=True)
+    (lib / f"qfs-access-{VERSION}.jar").write_bytes(access)
+    (lib / f"hadoop-{hadoop}-qfs-{VERSION}.jar").write_bytes(b"shim " + hadoop.encode())
+    (lib / "hadoop-2.10.1-qfs-2.2.7.jar").write_bytes(b"old shim")
+    (lib / "libqfs_access.so").write_bytes(b"native")
+    (lib / "libqfs_client.so").write_bytes(b"native client")
+    return str(folder / "opt-qfs")
+
+
+def image_inputs(tmp_path, name: str, hosts: int = 3, **role_vars) -> tuple:
+    """Run qfs.yml (when enabled) and inputs.yml of spark_images; returns (result dict, process)."""
+    work = tmp_path / name
+    work.mkdir()
+    pool = "\n".join(f"            h{index}: {{ansible_connection: local, dcm_address: 10.0.0.{index}}}"
+                     for index in range(2, hosts + 1))
+    (work / "hosts.yml").write_text(f"""
+all:
+  children:
+    dcm_pool:
+      children:
+        dcm_masters:
+          hosts:
+            localhost: {{ansible_connection: local, ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}", dcm_address: 10.0.0.1}}
+        dcm_workers:
+          hosts:
+{pool if pool else '            {}'}
+""")
+    out = work / "out.json"
+    (work / "play.yml").write_text(f"""
+- hosts: localhost
+  gather_facts: false
+  vars:
+    spark_images_spec: {json.dumps(SPEC)}
+  tasks:
+    - name: Settle the spec as the role's main.yml does
+      ansible.builtin.set_fact:
+        spark_images__name: face
+        spark_images__runtime: {json.dumps({**SPEC["runtime"], "java_package": "openjdk-17-jre-headless", "apt_packages": [], "pip_packages": [], "env": {}, "dockerfile": [], "app_dir": None})}
+        spark_images__app_src: ""
+        spark_images__build_ca: false
+        spark_images__base_ref: debian:bookworm-slim
+        spark_images__base_id: sha256:0123
+    - name: QFS
+      ansible.builtin.include_role:
+        name: dcspark.dcm.spark_images
+        tasks_from: qfs.yml
+      when: spark_images_qfs_enabled | default(false) | bool
+    - name: Inputs and tag
+      ansible.builtin.include_role:
+        name: dcspark.dcm.spark_images
+        tasks_from: inputs.yml
+    - name: Keep the result
+      ansible.builtin.copy:
+        content: "{{{{ {{'tag': spark_images__tag, 'files': spark_images__files, 'qfs': spark_images__qfs | default(none)}} | to_json }}}}"
+        dest: "{out}"
+        mode: "0644"
+""")
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", str(work / "hosts.yml"), str(work / "play.yml"),
+           "-e", json.dumps(role_vars)]
+    proc = subprocess.run(cmd, cwd=REPO, env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default"),
+                          capture_output=True, text=True, timeout=300, check=False)
+    return (json.loads(out.read_text()) if out.exists() else None), proc
+
+
+def test_images_get_the_jars_the_native_libraries_and_the_documented_settings(tmp_path):
+    tree = qfs_tree(tmp_path)
+    result, proc = image_inputs(tmp_path, "on", spark_images_qfs_enabled=True, spark_images_qfs_dir=tree,
+                                spark_images_qfs_event_log_dir="qfs:///history/spark-events")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    qfs = result["qfs"]
+    # The jars of the release for Spark 4.0.1's Hadoop 3.4.1, not the other shims; every native library.
+    assert sorted(os.path.basename(path) for path in qfs["jars"]) == [f"hadoop-3.4.1-qfs-{VERSION}.jar",
+                                                                      f"qfs-access-{VERSION}.jar"]
+    assert sorted(os.path.basename(path) for path in qfs["libs"]) == ["libqfs_access.so", "libqfs_client.so"]
+
+    files = result["files"]
+    # Hadoop settings, key by key (QFS Migration Guide; Qfs.java's AbstractFileSystem binding).
+    site = files["runtime/qfs/conf/core-site.xml"]
+    import xml.etree.ElementTree as ElementTree
+    hadoop = {prop.findtext("name"): prop.findtext("value") for prop in ElementTree.fromstring(site)}
+    assert hadoop == {
+        "fs.qfs.impl": "com.quantcast.qfs.hadoop.QuantcastFileSystem",
+        "fs.AbstractFileSystem.qfs.impl": "com.quantcast.qfs.hadoop.Qfs",
+        "fs.qfs.metaServerHost": "10.0.0.1",  # the first master: no qfs_metaservers group
+        "fs.qfs.metaServerPort": "20000",
+        "fs.qfs.createParams": "3",  # 3 hosts: replication 3, not Reed-Solomon
+    }
+    # The same as Spark properties, plus the library paths and the event log on QFS.
+    spark = dict(line.split(" ", 1) for line in files["runtime/qfs/conf/spark-defaults.conf"].splitlines()
+                 if line and not line.startswith("#"))
+    assert spark == {**{"spark.hadoop." + key: value for key, value in hadoop.items()},
+                     "spark.driver.extraLibraryPath": "/opt/qfs/lib",
+                     "spark.executor.extraLibraryPath": "/opt/qfs/lib",
+                     "spark.eventLog.enabled": "true",
+                     "spark.eventLog.dir": "qfs:///history/spark-events"}
+    # The runtime Dockerfile: unchanged above, the QFS block appended; every property reaches
+    # spark-submit; the manifest holds every binary's sha256.
+    dockerfile = files["runtime/Dockerfile"]
+    block = dockerfile.split("# QFS client (dcspark.dcm.spark_images", 1)[1]
+    assert "COPY qfs/ /opt/qfs/" in block and "COPY qfs-jars/ /opt/dcspark/spark/jars/" in block
+    assert "LD_LIBRARY_PATH=/opt/qfs/lib${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" in block
+    assert "HADOOP_CONF_DIR=/opt/qfs/conf" in block
+    for key, value in spark.items():
+        assert f"-D{key}={value}" in block, key
+    assert "-Dspark.history.fs.logDirectory=qfs:///history/spark-events" in block
+    manifest = files["runtime/qfs/MANIFEST"]
+    for name, data in (("lib/libqfs_access.so", b"native"), (f"spark/jars/qfs-access-{VERSION}.jar", b"access")):
+        assert f"{name} {hashlib.sha256(data).hexdigest()}" in manifest
+
+
+def test_the_tag_changes_with_qfs_and_with_its_jars(tmp_path):
+    off, proc = image_inputs(tmp_path, "off")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "qfs" not in off["files"]["runtime/Dockerfile"].lower()
+    on, proc = image_inputs(tmp_path, "on", spark_images_qfs_enabled=True, spark_images_qfs_dir=qfs_tree(tmp_path / "a"))
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    other, proc = image_inputs(tmp_path, "other", spark_images_qfs_enabled=True,
+                               spark_images_qfs_dir=qfs_tree(tmp_path / "b", access=b"another build"))
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert len({off["tag"], on["tag"], other["tag"]}) == 3
+    # Files outside the QFS block are the same: enabling QFS only appends.
+    assert on["files"]["runtime/Dockerfile"].startswith(off["files"]["runtime/Dockerfile"])
+
+
+def test_nine_hosts_switch_to_reed_solomon(tmp_path):
+    result, proc = image_inputs(tmp_path, "nine", hosts=9, spark_images_qfs_enabled=True,
+                                spark_images_qfs_dir=qfs_tree(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "<value>S</value>" in result["files"]["runtime/qfs/conf/core-site.xml"]
+
+
+def test_a_missing_shim_stops_naming_the_variable_and_the_file(tmp_path):
+    tree = qfs_tree(tmp_path, hadoop="3.3.6")
+    result, proc = image_inputs(tmp_path, "missing", spark_images_qfs_enabled=True, spark_images_qfs_dir=tree)
+    assert proc.returncode != 0 and result is None
+    message = said(proc)
+    assert f"{tree}/lib/hadoop-3.4.1-qfs-{VERSION}.jar" in message, message[-3000:]
+    assert "spark_images_qfs_hadoop_version" in message and f"hadoop-3.3.6-qfs-{VERSION}.jar" in message
