@@ -92,7 +92,7 @@ options:
     type: bool
     default: false
 notes:
-  - flannel since v0.21 reads its configuration with the etcd v3 API; a configuration written with the v2 API
+  - Current flannel reads its configuration with the etcd v3 API; a configuration written with the v2 API
     (C(etcdctl set)) is invisible to it. This module writes through the v3 API.
 seealso:
   - name: flannel configuration
