@@ -156,7 +156,6 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
 from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import (
     EtcdClient, cmp_absent, cmp_mod_revision, op_put,
 )
-from ansible_collections.dcspark.dcm.plugins.module_utils.keys import prefix_end
 from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
 
 # Keys whose change strands every host's subnet lease (flannel's Documentation/running.md, "Making changes at
