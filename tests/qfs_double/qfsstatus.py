@@ -1,6 +1,9 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Test double of QFS's webui/qfsstatus.py: qfsstatus.py server.conf (answers 200 on every path)."""
-import configparser, http.server, os, sys
+import configparser
+import http.server
+import os
+import sys
 
 config = configparser.ConfigParser()
 config.read(sys.argv[1])
