@@ -83,8 +83,12 @@ def test_docker0_is_on_the_leased_subnet_through_daemon_json_alone(pool):
         assert options["mtu"] == int(env["FLANNEL_MTU"])
         assert options["ip-masq"] is (env["FLANNEL_IPMASQ"] != "true")
         assert docker0(pool, name) == env["FLANNEL_SUBNET"]
-        unit = host.check_output("systemctl cat docker")
-        assert "--bip" not in unit and "--mtu" not in unit and "DOCKER_OPTS" not in unit
+        # no second channel: the running dockerd got none of them as flags (Debian's unit passes
+        # $DOCKER_OPTS from /etc/default/docker, which must not set any)
+        args = host.check_output("ps -o args= -C dockerd")
+        assert not [flag for flag in ("--bip", "--mtu", "--ip-masq") if flag in args], args
+        defaults = host.run("grep -E '^[[:space:]]*DOCKER_OPTS' /etc/default/docker")
+        assert defaults.rc != 0, defaults.stdout
 
 
 @pytest.fixture(scope="module")
