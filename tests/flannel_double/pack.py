@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Pack the flanneld TEST DOUBLE as a flannel release artifact: pack.py DEST_DIR VERSION [ARCH].
+"""Pack the flanneld TEST DOUBLE as a flannel release artifact: python3 pack.py DEST_DIR VERSION [ARCH].
 
 Writes DEST_DIR/flannel-VERSION-linux-ARCH.tar.gz (members flanneld, mk-docker-opts.sh and
 README.md, as in the official artifact) and its ``.sha256``, byte for byte the same on every run

@@ -92,8 +92,8 @@ def test_flannel_nodes_run_on_docker0_and_resolve_every_peer_from_the_hosts_file
     etcd = clean_etcd.client
     name = lab["name"]
     remote = f"spark-worker-{name}-2"
-    etcd.put(keys.status_key(name, "worker-2"), json.dumps({"container": remote, "host": "elsewhere",
-                                                             "address": "10.250.7.3", "state": "running"}))
+    etcd.put(keys.status_key(name, "worker-2"),
+             json.dumps({"container": remote, "host": "elsewhere", "address": "10.250.7.3", "state": "running"}))
     etcd.put(keys.cluster_key(name), json.dumps(flannel_record(lab)))
     converger = Converger(AgentConfig(host_name=HOST, etcd=clean_etcd.new_client().config), clean_etcd.new_client(),
                           lab["nodes"])
@@ -121,8 +121,8 @@ def test_flannel_nodes_run_on_docker0_and_resolve_every_peer_from_the_hosts_file
         assert resolve(driver, container) == address
 
     # the remote worker moves: the file changes in place and the running containers see it
-    etcd.put(keys.status_key(name, "worker-2"), json.dumps({"container": remote, "host": "other",
-                                                             "address": "10.250.9.4", "state": "running"}))
+    etcd.put(keys.status_key(name, "worker-2"),
+             json.dumps({"container": remote, "host": "other", "address": "10.250.9.4", "state": "running"}))
     converger.once(lease)
     assert resolve(driver, remote) == "10.250.9.4"
     assert resolve(master, remote) == "10.250.9.4"

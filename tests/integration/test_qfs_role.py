@@ -21,6 +21,7 @@ import subprocess
 import tarfile
 import time
 import uuid
+from xml.etree import ElementTree
 
 import pytest
 
@@ -294,6 +295,8 @@ def test_a_lost_file_system_image_is_never_replaced_by_a_new_one(tmp_path, host)
 # install tree made here, and the test reads the build files and the tag they produce.
 
 SPEC = {"name": "face", "runtime": {"spark_version": "4.0.1", "base_image": "debian:bookworm-slim"}}
+RUNTIME_JSON = json.dumps({**SPEC["runtime"], "java_package": "openjdk-17-jre-headless", "apt_packages": [],
+                           "pip_packages": [], "env": {}, "dockerfile": [], "app_dir": None})
 
 
 def qfs_tree(folder, hadoop: str = "3.4.1", access: bytes = b"access") -> str:
@@ -335,7 +338,7 @@ all:
     - name: Settle the spec as the role's main.yml does
       ansible.builtin.set_fact:
         spark_images__name: face
-        spark_images__runtime: {json.dumps({**SPEC["runtime"], "java_package": "openjdk-17-jre-headless", "apt_packages": [], "pip_packages": [], "env": {}, "dockerfile": [], "app_dir": None})}
+        spark_images__runtime: {RUNTIME_JSON}
         spark_images__app_src: ""
         spark_images__build_ca: false
         spark_images__base_ref: debian:bookworm-slim
@@ -376,7 +379,6 @@ def test_images_get_the_jars_the_native_libraries_and_the_documented_settings(tm
     files = result["files"]
     # Hadoop settings, key by key (QFS Migration Guide; Qfs.java's AbstractFileSystem binding).
     site = files["runtime/qfs/conf/core-site.xml"]
-    import xml.etree.ElementTree as ElementTree
     hadoop = {prop.findtext("name"): prop.findtext("value") for prop in ElementTree.fromstring(site)}
     assert hadoop == {
         "fs.qfs.impl": "com.quantcast.qfs.hadoop.QuantcastFileSystem",
