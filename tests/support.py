@@ -62,3 +62,25 @@ def run_playbook(playbook: str, extra_vars: dict | None = None, check: bool = Fa
         cmd.append("--check")
     env = ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def role_yaml(role: str, *parts: str):
+    """A YAML file of one of the collection's roles (defaults, argument specs...), parsed."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    with open(os.path.join(REPO, "roles", role, *parts), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def trusted(value):
+    """Role files are trusted templates: Ansible 2.19 renders only strings marked so, and strings
+    from yaml.safe_load are not."""
+    from ansible.template import trust_as_template  # pylint: disable=import-outside-toplevel
+
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, dict):
+        return {key: trusted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [trusted(item) for item in value]
+    return value

@@ -14,11 +14,11 @@ import os
 import shlex
 
 import pytest
-import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from ansible_collections.dcspark.dcm.plugins.modules.dcm_flannel_config import desired_config
+from support import role_yaml, trusted
 
 ROLE = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "flannel")
 
@@ -44,19 +44,7 @@ POOL = {
 
 
 def load(relative: str):
-    with open(os.path.join(ROLE, relative), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
-
-
-def trusted(value):
-    """The role's own files are templates to Ansible; strings from yaml.safe_load must be marked so."""
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, dict):
-        return {key: trusted(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [trusted(item) for item in value]
-    return value
+    return role_yaml("flannel", relative)
 
 
 def templar(**overrides) -> Templar:

@@ -16,7 +16,7 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
-from support import REPO
+from support import REPO, role_yaml, trusted
 
 ROLE = os.path.join(REPO, "roles", "qfs")
 
@@ -54,19 +54,7 @@ WEBUI_CHUNK_KEYS = {"refreshInterval", "currentSize", "currentSpan", "hourlySize
 
 
 def load(*parts: str):
-    with open(os.path.join(ROLE, *parts), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
-
-
-def trusted(value):
-    """Role files are trusted templates (Ansible 2.19 renders only strings marked so)."""
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, dict):
-        return {key: trusted(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [trusted(item) for item in value]
-    return value
+    return role_yaml("qfs", *parts)
 
 
 def templar(pool_size: int = 3, **overrides) -> Templar:
