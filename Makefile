@@ -19,7 +19,7 @@ COLLECTION_LINK := .collections/ansible_collections/dcspark/dcm
 # molecule call ansible-playbook, ansible-config... from PATH).
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup system-deps docker test lint sanity doc pytest unit bench clean sandbox sandbox-down molecule
+.PHONY: setup system-deps docker test lint sanity doc pytest unit bench clean sandbox sandbox-down molecule awx-ee-context
 
 setup: system-deps $(VENV_STAMP) $(COLLECTION_LINK)
 
@@ -88,6 +88,13 @@ molecule: $(VENV_STAMP) $(COLLECTION_LINK)
 	scripts/ensure-docker.sh
 	$(VENV)/bin/molecule test
 	$(VENV)/bin/molecule test -s flannel
+
+# The AWX execution environment's build context (awx/execution-environment.yml, docs/awx.md):
+# the collection tarball of this checkout, then `ansible-builder create` into .build/awx-ee.
+# Build the image where a registry is at hand: ansible-builder build -f awx/execution-environment.yml ...
+awx-ee-context: $(VENV_STAMP)
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path awx/ .
+	$(VENV)/bin/ansible-builder create -f awx/execution-environment.yml -c .build/awx-ee
 
 clean:
 	rm -rf $(VENV) .build .collections
