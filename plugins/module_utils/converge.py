@@ -79,12 +79,15 @@ class NodeSpec:
     spec_hash: str
     env: tuple  # sorted (key, value) pairs
     publish_ui: bool = False
+    jupyter: tuple = ()  # the driver's Jupyter server: (container port, host address or "none")
 
     @property
     def config_hash(self) -> str:
         """Hash of everything the container is created from: a change means a new container."""
-        data = json.dumps([self.image, self.cpus, self.memory, self.network, self.env, self.publish_ui,
-                           self.name], sort_keys=True)
+        data = [self.image, self.cpus, self.memory, self.network, self.env, self.publish_ui, self.name]
+        if self.jupyter:
+            data.append(list(self.jupyter))
+        data = json.dumps(data, sort_keys=True)
         return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
 
     def labels(self) -> dict:
@@ -116,6 +119,9 @@ def node_env(record: dict, role: str, cpus: int, memory: int) -> dict:
         cores, offered = worker_offer(cpus, memory)
         env["SPARK_WORKER_CORES"] = str(cores)
         env["SPARK_WORKER_MEMORY"] = f"{_mib(offered)}m"
+    if role == "driver" and "jupyter" in spec:
+        env["DCSPARK_JUPYTER_PORT"] = str(spec["jupyter"]["port"])
+        env["_DCSPARK_JUPYTER_TOKEN"] = str(record.get("jupyter_token") or "")
     if role == "driver":
         app = spec.get("app") or {}
         env["DCSPARK_DRIVER_MEMORY"] = f"{_mib(driver_heap(memory))}m"
@@ -156,6 +162,8 @@ def desired_nodes(records: Iterable[dict], host: str) -> dict:
                 generation=int(record.get("generation", 0)), spec_hash=record.get("spec_hash", ""),
                 env=tuple(sorted(env.items())),
                 publish_ui=role == "master",
+                jupyter=((int(spec["jupyter"]["port"]), str(spec["jupyter"]["publish"]))
+                         if role == "driver" and "jupyter" in spec else ()),
             )
             wanted[spec_node.name] = spec_node
     return wanted
@@ -276,6 +284,9 @@ class DockerNodes:
         }
         if node.publish_ui:
             kwargs["ports"] = {f"{MASTER_UI_PORT}/tcp": None}  # an ephemeral host port, reported in status
+        if node.jupyter and node.jupyter[1] != "none":
+            port, address = node.jupyter  # an ephemeral port on the chosen host address, reported in status
+            kwargs.setdefault("ports", {})[f"{port}/tcp"] = (address, None)
         if node.network_driver == flannel.DRIVER:
             self._check_flannel()
             hosts = self.hosts_files.path(node.cluster)
@@ -374,10 +385,15 @@ class DockerNodes:
         address = (((attrs.get("NetworkSettings") or {}).get("Networks") or {}).get(node.network) or {}).get("IPAddress")
         if address:
             report["address"] = address
+        ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
         if node.publish_ui:
-            bindings = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{MASTER_UI_PORT}/tcp") or []
+            bindings = ports.get(f"{MASTER_UI_PORT}/tcp") or []
             if bindings:
                 report["ui_port"] = int(bindings[0]["HostPort"])
+        if node.jupyter:
+            bindings = ports.get(f"{node.jupyter[0]}/tcp") or []
+            if bindings:
+                report["jupyter"] = {"address": bindings[0]["HostIp"], "port": int(bindings[0]["HostPort"])}
         if node.name in self.errors:
             report["error"] = self.errors[node.name]
         return report

@@ -168,6 +168,30 @@ SCHEMA: dict = {
             "additionalProperties": {"type": ["string", "number", "boolean"]},
             "description": "Spark properties for the cluster's applications (spark-defaults.conf).",
         },
+        "jupyter": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "A Jupyter server (JupyterLab) in the driver container, its notebooks running on the cluster; "
+            "present means on. A token is always required (random per cluster).",
+            "properties": {
+                "port": {
+                    "type": "integer",
+                    "minimum": 1024,
+                    "maximum": 65535,
+                    "default": 8888,
+                    "description": "Port of the server inside the driver container.",
+                },
+                "publish": {
+                    "type": "string",
+                    "pattern": "^(none|[0-9]{1,3}(\\.[0-9]{1,3}){3})$",
+                    "x-rule": "must be 'none' or an IPv4 address of the driver's host like '127.0.0.1'",
+                    "default": "127.0.0.1",
+                    "description": "Host address the server is published on (an ephemeral port): 127.0.0.1, reached "
+                    "through an SSH tunnel to the driver's host (the default); an address of that host; 0.0.0.0 for "
+                    "every address; or none.",
+                },
+            },
+        },
         "app": {
             "type": ["object", "null"],
             "default": None,

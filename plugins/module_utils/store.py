@@ -126,13 +126,20 @@ def cluster_secret(previous: dict | None) -> str:
     return kept if isinstance(kept, str) and len(kept) >= 32 else secrets.token_hex(32)
 
 
+def jupyter_token(previous: dict | None) -> str:
+    """The token of the cluster's Jupyter server: kept across generations, random for a new one."""
+    kept = (previous or {}).get("jupyter_token")
+    return kept if isinstance(kept, str) and len(kept) >= 32 else secrets.token_hex(24)
+
+
 def public_record(record: dict | None) -> dict | None:
-    """A cluster record fit for output and logs: the secret hidden."""
+    """A cluster record fit for output and logs: the secret and the Jupyter token hidden."""
     if not record:
         return record
     shown = dict(record)
-    if "secret" in shown:
-        shown["secret"] = HIDDEN
+    for key in ("secret", "jupyter_token"):
+        if key in shown:
+            shown[key] = HIDDEN
     return shown
 
 
@@ -146,7 +153,7 @@ def cluster_record(
     network: dict | None = None,
 ) -> dict:
     """The record ``/dcm/clusters/<name>`` holds for a new generation."""
-    return {
+    record = {
         "name": spec["name"],
         "spec": spec,
         "spec_hash": spec_hash(spec),
@@ -159,6 +166,9 @@ def cluster_record(
         "deployed_by": deployed_by,
         "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
     }
+    if "jupyter" in spec:
+        record["jupyter_token"] = jupyter_token(previous)
+    return record
 
 
 def record_unchanged(previous: dict | None, spec: dict, images: dict | None, network: dict | None = None) -> bool:
@@ -367,6 +377,14 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: 
         master_report = status.get((name, "master")) or {}
         ui = (f"http://{master_host['address']}:{master_report['ui_port']}"
               if master_host.get("address") and master_report.get("ui_port") else None)
+        jupyter = None
+        driver_report = (status.get((name, "driver")) or {}).get("jupyter") or {}
+        if driver_report.get("port"):
+            driver_host = snap.hosts.get(placement.get("driver") or "") or {}
+            address = driver_report.get("address") or "0.0.0.0"
+            shown = driver_host.get("address") if address == "0.0.0.0" else address
+            jupyter = {"url": f"http://{shown}:{driver_report['port']}/lab", "host": placement.get("driver"),
+                       "token": f"docker exec {keys.container_name(name, 'driver')} dcspark-node jupyter-token"}
         running = [n for n in nodes if n["state"] == "running" and n["generation"] == record.get("generation")]
         clusters.append({
             "name": name,
@@ -379,6 +397,7 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: 
             "network": record.get("network"),
             "master_url": keys.master_url(name),
             "ui": ui,
+            "jupyter": jupyter,
             "nodes": nodes,
             "running": len(running),
             "converged": len(running) == len(nodes),

@@ -80,7 +80,8 @@ hosts:
 clusters:
   description:
     - Every cluster (or O(cluster) only) with C(generation), C(placement), C(images), C(network), C(ui),
-      C(master_url), C(nodes) (each with C(host), C(container), C(state), C(health), C(restarts), C(generation),
+      C(jupyter) (C(url) of the driver's Jupyter server, C(host), and the command that prints its C(token); null
+      without one), C(master_url), C(nodes) (each with C(host), C(container), C(state), C(health), C(restarts), C(generation),
       C(error)), C(running), C(converged), C(health) (C(ok) or C(degraded)), C(degraded) (reason and since)
       and C(repairs) (the DCM master's last moves of its nodes).
   returned: success

@@ -304,3 +304,35 @@ def test_submit_refuses_what_it_cannot_run(image, env, message):
     assert result.returncode == 64
     assert message in result.stderr
     assert not image.record.exists()
+
+
+def test_a_driver_with_jupyter_runs_jupyterlab_with_its_token_and_seeds_the_app_notebooks(image, tmp_path):
+    (image.app / "tour.ipynb").write_text("{}\n")
+    home = image.app.parent
+    _executable(str(home / "venv" / "bin" / "jupyter"), RECORDER)
+    token = "k" * 48
+    result = image.run("dcspark-node", "driver", HOME=str(tmp_path / "home"),
+                       **_cluster_env(DCSPARK_JUPYTER_PORT="8899", _DCSPARK_JUPYTER_TOKEN=token))
+    assert result.returncode == 0, result.stderr
+    assert image.recorded() == ["jupyter", "lab", "--no-browser", "--ServerApp.ip=0.0.0.0", "--ServerApp.port=8899",
+                                "--ServerApp.port_retries=0", "--ServerApp.allow_remote_access=True",
+                                f"--ServerApp.root_dir={tmp_path / 'home' / 'notebooks'}"]
+    assert (tmp_path / "home" / "notebooks" / "tour.ipynb").read_text() == "{}\n"
+    assert token not in result.stderr  # the token is never logged by the entrypoint
+    assert ("spark.master", MASTER_URL) in image.settings()  # the kernels' SparkSession finds its cluster
+
+
+def test_a_driver_refuses_to_run_jupyter_without_a_token(image, tmp_path):
+    _executable(str(image.app.parent / "venv" / "bin" / "jupyter"), RECORDER)
+    result = image.run("dcspark-node", "driver", HOME=str(tmp_path / "home"),
+                       **_cluster_env(DCSPARK_JUPYTER_PORT="8899", _DCSPARK_JUPYTER_TOKEN=""))
+    assert result.returncode == 64
+    assert "refusing to run a Jupyter server without a token" in result.stderr
+    assert not image.record.exists()
+
+
+def test_jupyter_token_prints_the_token_and_refuses_where_there_is_none(image):
+    shown = image.run("dcspark-node", "jupyter-token", _DCSPARK_JUPYTER_TOKEN="k" * 48)
+    assert (shown.returncode, shown.stdout) == (0, "k" * 48 + "\n")
+    none = image.run("dcspark-node", "jupyter-token")
+    assert none.returncode == 64 and "runs no Jupyter server" in none.stderr

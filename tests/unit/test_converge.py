@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import converge, labels
+from ansible_collections.dcspark.dcm.plugins.module_utils import converge, labels, store
 from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec import normalize_spec
 
@@ -144,3 +144,29 @@ def test_pool_view_reports_nodes_health_and_the_master_ui():
     status[("face", "worker-2")] = {"state": "running", "generation": 1}
     assert pool_view(snap, status)["clusters"][0]["converged"]
     assert pool_view(snap, status, cluster="other")["clusters"] == []
+
+
+def test_a_spec_with_jupyter_gives_its_driver_the_server_port_token_and_published_address():
+    one_host = {"master": "h1", "driver": "h1", "workers": ["h1", "h1"]}
+    with_jupyter = record(placement=one_host, jupyter={"publish": "0.0.0.0", "port": 9999})
+    with_jupyter["jupyter_token"] = "t" * 48
+    nodes = converge.desired_nodes([with_jupyter], "h1")
+    driver = nodes["spark-driver-face"]
+    env = dict(driver.env)
+    assert (env["DCSPARK_JUPYTER_PORT"], env["_DCSPARK_JUPYTER_TOKEN"]) == ("9999", "t" * 48)
+    assert driver.jupyter == (9999, "0.0.0.0")
+    without = converge.desired_nodes([record(placement=one_host)], "h1")["spark-driver-face"]
+    assert without.jupyter == () and "DCSPARK_JUPYTER_PORT" not in dict(without.env)
+    assert driver.config_hash != without.config_hash
+    for name, node in nodes.items():  # only the driver serves notebooks
+        if node.role != "driver":
+            assert node.jupyter == () and "_DCSPARK_JUPYTER_TOKEN" not in dict(node.env), name
+
+
+def test_the_jupyter_token_is_kept_across_generations_and_hidden_from_output():
+    spec = record(jupyter={})["spec"]
+    first = store.cluster_record(spec, {}, {}, None, "me", 0.0)
+    second = store.cluster_record(spec, {}, {}, first, "me", 1.0)
+    assert len(first["jupyter_token"]) >= 32 and second["jupyter_token"] == first["jupyter_token"]
+    assert store.public_record(second)["jupyter_token"] == store.HIDDEN
+    assert "jupyter_token" not in store.cluster_record(record()["spec"], {}, {}, None, "me", 0.0)

@@ -52,7 +52,7 @@ MALFORMED = [
     ("count-missing", with_change("worker/count", DELETE), "worker.count: is required"),
     ("count-fraction", with_change("worker/count", 1.5), "worker.count: must be an integer, got a number 1.5"),
     ("worker-missing", {"name": "face", "runtime": {"spark_version": "4.0.1"}}, "worker: is required"),
-    ("unknown-top", dict(MINIMAL, gpus=1), "gpus: unknown key (allowed here: name, runtime, master, driver, worker, spark_conf, app)"),
+    ("unknown-top", dict(MINIMAL, gpus=1), "gpus: unknown key (allowed here: name, runtime, master, driver, worker, spark_conf, jupyter, app)"),
     ("unknown-nested", with_change("worker/gpus", 1), "worker.gpus: unknown key (allowed here: cpus, memory, count)"),
     ("name-upper", with_change("name", "Face"),
      "name: must be a DNS label: lowercase letters, digits and '-', starting with a letter and not ending with '-', got \"Face\""),

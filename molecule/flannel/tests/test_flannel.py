@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import sys
 import time
 
@@ -125,6 +126,44 @@ def test_a_cluster_spans_both_hosts_and_shuffles_across_them(pool, deployed):
     for name in pool.names:  # every host's file names every node, wherever it runs
         assert hosts_file(pool, name) == {c: a for c, (_h, a) in nodes.items()} | {"localhost": "127.0.0.1"}
     assert not pool.hosts[pool.names[0]].run(f"docker network ls -q --filter name=dcm-{CLUSTER}").stdout.strip()
+
+
+def jupyter_get(pool: Pool, host: str, port: int, token: str = "") -> int:
+    """HTTP status of the Jupyter server's /api/status, asked from the driver's host."""
+    header = f"{{'Authorization': 'token {token}'}}" if token else "{}"
+    probe = pool.hosts[host].run(
+        "python3 -c \"import urllib.request, urllib.error, sys\n"
+        f"req = urllib.request.Request('http://127.0.0.1:{port}/api/status', headers={header})\n"
+        "try:\n    print(urllib.request.urlopen(req, timeout=10).status)\n"
+        "except urllib.error.HTTPError as exc:\n    print(exc.code)\n"
+        "except (urllib.error.URLError, OSError):\n    print(0)\"")  # not listening yet
+    assert probe.rc == 0, probe.stderr
+    return int(probe.stdout.strip())
+
+
+def test_the_driver_runs_a_jupyter_server_that_needs_its_token_and_runs_notebooks_on_the_cluster(pool, deployed):
+    flat = " ".join(deployed.stdout.split())
+    shown = re.search(r"Jupyter: http://127\.0\.0\.1:(\d+)/lab on (\S+) \(token: docker exec spark-driver-span "
+                      r"dcspark-node jupyter-token\)", flat)
+    assert shown, deployed.stdout[-3000:]
+    port, host = int(shown.group(1)), shown.group(2)
+    assert host == pool.cluster(CLUSTER)["placement"]["driver"]
+    driver = pool.hosts[host]
+    assert driver.check_output(f"docker port spark-driver-{CLUSTER} 8888/tcp") == f"127.0.0.1:{port}"  # loopback only
+    token = driver.check_output(f"docker exec spark-driver-{CLUSTER} dcspark-node jupyter-token")
+    assert len(token) >= 32
+    deadline = time.monotonic() + 120
+    while (code := jupyter_get(pool, host, port)) not in (401, 403):
+        assert time.monotonic() < deadline, f"the Jupyter server did not answer (last status {code})"
+        time.sleep(2)
+    assert jupyter_get(pool, host, port, "not-the-token") in (401, 403)
+    assert jupyter_get(pool, host, port, token) == 200
+    assert token not in json.dumps(pool.cluster(CLUSTER).get("spec"))  # the token is not part of the spec
+    run = driver.run(f"docker exec spark-driver-{CLUSTER} jupyter nbconvert --to notebook --execute "
+                     f"--output /tmp/tour-run.ipynb /opt/dcspark/notebooks/span.ipynb")
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    executed = driver.check_output(f"docker exec spark-driver-{CLUSTER} cat /tmp/tour-run.ipynb")
+    assert "NOTEBOOK OK: 97 keys, 200000 records over 2 workers" in executed, executed[-3000:]
 
 
 def test_docker0_follows_a_new_subnet_and_the_cluster_heals(pool, deployed):
