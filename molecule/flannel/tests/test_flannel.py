@@ -160,7 +160,7 @@ def test_the_driver_runs_a_jupyter_server_that_needs_its_token_and_runs_notebook
     assert jupyter_get(pool, host, port, token) == 200
     assert token not in json.dumps(pool.cluster(CLUSTER).get("spec"))  # the token is not part of the spec
     run = driver.run(f"docker exec spark-driver-{CLUSTER} jupyter nbconvert --to notebook --execute "
-                     f"--output /tmp/tour-run.ipynb /opt/dcspark/notebooks/span.ipynb")
+                     "--output-dir /tmp --output tour-run /opt/dcspark/notebooks/span.ipynb")
     assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
     executed = driver.check_output(f"docker exec spark-driver-{CLUSTER} cat /tmp/tour-run.ipynb")
     assert "NOTEBOOK OK: 97 keys, 200000 records over 2 workers" in executed, executed[-3000:]
