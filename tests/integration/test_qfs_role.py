@@ -340,6 +340,7 @@ all:
         spark_images__name: face
         spark_images__runtime: {RUNTIME_JSON}
         spark_images__app_src: ""
+        spark_images__jupyter_packages: []
         spark_images__build_ca: false
         spark_images__base_ref: debian:bookworm-slim
         spark_images__base_id: sha256:0123
