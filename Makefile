@@ -19,7 +19,7 @@ COLLECTION_LINK := .collections/ansible_collections/dcspark/dcm
 # molecule call ansible-playbook, ansible-config... from PATH).
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup system-deps docker test lint sanity doc pytest unit bench clean sandbox sandbox-down molecule awx-ee-context
+.PHONY: setup system-deps docker test lint sanity doc pytest unit bench clean sandbox sandbox-down molecule awx-ee-context bench-spark
 
 setup: system-deps $(VENV_STAMP) $(COLLECTION_LINK)
 
@@ -66,6 +66,14 @@ unit: $(VENV_STAMP) $(COLLECTION_LINK)
 
 bench: $(VENV_STAMP) $(COLLECTION_LINK)
 	$(VENV)/bin/python benchmarks/bench_core.py
+
+# The paper's evaluation on the sandbox (make sandbox first): DCSpark against native Spark
+# standalone, then docs/benchmarks.json and docs/benchmarks.png from every result there is.
+bench-spark: setup
+	scripts/ensure-docker.sh
+	scripts/ensure-bench-deps.sh "$(PYTHON)"
+	$(VENV)/bin/python benchmarks/bench_spark.py
+	$(VENV)/bin/python benchmarks/report.py
 
 # The sandbox: simulated hosts (containers running systemd and their own dockerd) on the local
 # engine, provisioned with site.yml. `make sandbox-down` removes exactly what it created.

@@ -2,9 +2,10 @@
 
 Measures, for one spec (face.json by default), with the real playbooks:
 
-- build:    the spark_images step on its own with a spec whose content hash is new (a build label
-            in runtime.env changes), so the images are really built and pushed; Docker's layer
-            cache is whatever the pool holds (the first run on a fresh pool is a cold build);
+- cold:     deploy_cluster.yml of a spec whose content hash is new (a build label in runtime.env
+            changes), from no cluster to every worker ALIVE: the images are really built and
+            pushed, then pulled by every host; Docker's layer cache is whatever the pool holds
+            (the first run on a fresh pool is a cold build from the base image);
 - warm:     deploy_cluster.yml after an undeploy, images already in the registry and on the hosts,
             from the start of the playbook until the Spark master reports every worker ALIVE
             (run_app=false, so the time is the cluster's, not the application's);
@@ -69,7 +70,7 @@ def main() -> int:
     parser.add_argument("-i", "--inventory", default="inventories/sandbox")
     parser.add_argument("--spec", default="face.json")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--skip-build", action="store_true", help="do not measure an image build")
+    parser.add_argument("--skip-build", action="store_true", help="do not measure a cold deploy (a build)")
     parser.add_argument("--json", default=os.path.join(REPO, "benchmarks", "results", "deploy.json"))
     args = parser.parse_args()
     playbooks = os.path.join(REPO, "playbooks")
@@ -77,6 +78,8 @@ def main() -> int:
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
     name = spec["name"]
+    deploy = os.path.join(playbooks, "deploy_cluster.yml")
+    undeploy = os.path.join(playbooks, "undeploy_cluster.yml")
 
     with tempfile.TemporaryDirectory() as tmp:
         baseline_playbook = os.path.join(tmp, "baseline.yml")
@@ -95,20 +98,13 @@ def main() -> int:
             variant_path = os.path.join(tmp, "variant.json")
             with open(variant_path, "w", encoding="utf-8") as handle:
                 json.dump(variant, handle)
-            build_playbook = os.path.join(tmp, "build.yml")
-            with open(build_playbook, "w", encoding="utf-8") as handle:
-                handle.write(
-                    "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
-                    f"    - dcspark.dcm.dcm_spec: {{spec: {variant_path}}}\n      register: spec\n"
-                    "- hosts: dcm_masters[0]\n  gather_facts: true\n  roles: [dcspark.dcm.dcm]\n  tasks:\n"
-                    "    - ansible.builtin.include_role: {name: dcspark.dcm.spark_images}\n"
-                    "      vars:\n        spark_images_spec: \"{{ hostvars.localhost.spec.spec }}\"\n"
-                    "        spark_images_app_src: \"{{ hostvars.localhost.spec.app_dir }}\"\n")
-            results["build"] = summary([run(args.inventory, build_playbook)], baseline)
-            print(f"build (new content hash): {results['build']['median_s']} s", flush=True)
+            run(args.inventory, undeploy, "-e", f"cluster={name}")
+            results["cold_deploy_to_alive"] = summary(
+                [run(args.inventory, deploy, "-e", f"spec={variant_path}", "-e", "run_app=false")], baseline)
+            run(args.inventory, undeploy, "-e", f"cluster={name}")
+            print(f"cold deploy (new content hash: build, push, pull, start): "
+                  f"{results['cold_deploy_to_alive']['median_s']} s", flush=True)
 
-    deploy = os.path.join(playbooks, "deploy_cluster.yml")
-    undeploy = os.path.join(playbooks, "undeploy_cluster.yml")
     run(args.inventory, deploy, "-e", f"spec={args.spec}", "-e", "run_app=false")  # images present everywhere
     warm, noop = [], []
     for _attempt in range(args.repeat):
@@ -118,7 +114,9 @@ def main() -> int:
     results["warm_deploy_to_alive"] = summary(warm, baseline)
     results["noop_redeploy"] = summary(noop, baseline)
     results["targets"] = {"warm_deploy_to_alive_s": 30, "noop_redeploy_s": 10}
-    for key in ("warm_deploy_to_alive", "noop_redeploy"):
+    for key in ("cold_deploy_to_alive", "warm_deploy_to_alive", "noop_redeploy"):
+        if key not in results:
+            continue
         figure = results[key]
         print(f"{key}: median {figure['median_s']} s (min {figure['min_s']}, max {figure['max_s']}), "
               f"{figure['ratio_to_baseline']}x the baseline playbook ({baseline:.1f} s)")
