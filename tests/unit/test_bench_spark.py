@@ -51,3 +51,12 @@ def test_a_run_without_its_result_line_stops_the_benchmark_with_the_output():
     assert bench_spark.result_line('noise\nSPARKBENCH {"ok": true}\n', "x") == {"ok": True}
     with pytest.raises(SystemExit, match="the native run printed no SPARKBENCH line:\nTraceback"):
         bench_spark.result_line("Traceback (most recent call last): ...", "the native run")
+
+
+def test_the_benchmark_spec_is_a_valid_spec_whose_app_is_in_its_folder():
+    from ansible_collections.dcspark.dcm.plugins.module_utils.spec import load_spec_file  # noqa: PLC0415
+
+    spec = load_spec_file(bench_spark.SPEC)
+    assert spec["worker"]["count"] >= 2
+    app = os.path.join(os.path.dirname(bench_spark.SPEC), spec["runtime"]["app_dir"], spec["app"]["main"])
+    assert os.path.samefile(app, bench_spark.APP)
