@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,10 +92,10 @@ def main() -> int:
         if not args.skip_build:
             variant = json.loads(json.dumps(spec))
             variant["runtime"].setdefault("env", {})["DCSPARK_BENCH_BUILD"] = str(int(time.time()))
-            app_dir = os.path.join(os.path.dirname(os.path.abspath(spec_path)), spec["runtime"].get("app_dir", ""))
-            variant["runtime"]["app_dir"] = os.path.relpath(app_dir, tmp) if spec["runtime"].get("app_dir") else None
-            if variant["runtime"]["app_dir"] is None:
-                del variant["runtime"]["app_dir"]
+            if spec["runtime"].get("app_dir"):  # a spec's app_dir lies inside its own folder: copy it
+                shutil.copytree(os.path.join(os.path.dirname(os.path.abspath(spec_path)), spec["runtime"]["app_dir"]),
+                                os.path.join(tmp, "app"))
+                variant["runtime"]["app_dir"] = "app"
             variant_path = os.path.join(tmp, "variant.json")
             with open(variant_path, "w", encoding="utf-8") as handle:
                 json.dump(variant, handle)

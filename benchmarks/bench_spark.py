@@ -283,6 +283,22 @@ def image_disk_cost(cluster: DCSpark) -> dict:
     return {"note": f"no host holds all four images of {cluster.name} (the runtime is kept where it was built)"}
 
 
+def measure(sides: dict, workloads: list, workload_args: dict, repeat: int) -> list:
+    """One warm-up, then ``repeat`` runs of each workload on both sides, which goes first alternating."""
+    runs = []
+    for repetition in range(repeat + 1):  # repetition 0 is the warm-up
+        for index, workload in enumerate(workloads):
+            order = ["native", "dcspark"] if (repetition + index) % 2 == 0 else ["dcspark", "native"]
+            for side in order:
+                result, wall = sides[side].submit(workload_args[workload] + ["--label", side])
+                entry = {"side": side, "workload": workload, "repetition": repetition, "warmup": repetition == 0,
+                         "figure_s": round(figure(result, workload), 3), "wall_s": round(wall, 3), "result": result}
+                runs.append(entry)
+                say(f"{'warm-up' if repetition == 0 else f'run {repetition}/{repeat}'} {workload:4} "
+                    f"{side:7} {entry['figure_s']:7.2f} s  phases {result['phases']}")
+    return runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("-i", "--inventory", default="inventories/sandbox")
@@ -293,6 +309,9 @@ def main() -> int:
     parser.add_argument("--sort-records", type=int, default=1_000_000)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--workloads", default="lr,sort")
+    parser.add_argument("--executor-java-options", default="",
+                        help="JVM options for both sides' executors, e.g. -XX:+UseG1GC: in a 1-CPU container "
+                             "the JVM picks the serial collector, on the host G1")
     parser.add_argument("--keep", action="store_true", help="leave the DCSpark cluster deployed")
     parser.add_argument("--json", default=os.path.join(REPO, "benchmarks", "results", "spark.json"))
     args = parser.parse_args()
@@ -307,48 +326,42 @@ def main() -> int:
     with open(SPEC, encoding="utf-8") as handle:
         spec = json.load(handle)
     cluster = DCSpark(args.inventory, args.sandbox, spec["name"])
-    cluster.deploy()
-    workers = cluster.workers()
-    daemon_env = {node: cluster.env(node) for node in ["master", *workers]}
-    conf = cluster.driver_conf()
-    common = ["--partitions", str(args.partitions), "--executors", str(len(workers))]
-    workload_args = {"lr": ["lr", "--rows", str(args.lr_rows), "--iterations", str(args.lr_iterations), *common],
-                     "sort": ["sort", "--records", str(args.sort_records), *common]}
-    runs: list = []
-    with tempfile.TemporaryDirectory(prefix="dcspark-bench-native-") as workdir:
-        native = Native(workdir)
-        try:
-            say(f"native Spark standalone: master {native.url}, {len(workers)} workers "
-                f"({', '.join(daemon_env[w]['SPARK_WORKER_CORES'] + ' cores/' + daemon_env[w]['SPARK_WORKER_MEMORY'] for w in workers)})")
-            native.start(conf, workers, daemon_env)
-            sides = {"native": native, "dcspark": cluster}
-            for repetition in range(args.repeat + 1):  # repetition 0 is the warm-up
-                for index, workload in enumerate(workloads):
-                    order = ["native", "dcspark"] if (repetition + index) % 2 == 0 else ["dcspark", "native"]
-                    for side in order:
-                        result, wall = sides[side].submit(workload_args[workload] + ["--label", side])
-                        entry = {"side": side, "workload": workload, "repetition": repetition,
-                                 "warmup": repetition == 0, "figure_s": round(figure(result, workload), 3),
-                                 "wall_s": round(wall, 3), "result": result}
-                        runs.append(entry)
-                        say(f"{'warm-up' if repetition == 0 else f'run {repetition}/{args.repeat}'} {workload:4} "
-                            f"{side:7} {entry['figure_s']:7.2f} s  phases {result['phases']}")
-        finally:
-            native.stop()
-    report = {"spec": spec["name"], "spark": runs[-1]["result"]["spark"], "repeat": args.repeat,
-              "sizes": {"lr_rows": args.lr_rows, "lr_features": 20, "lr_iterations": args.lr_iterations,
-                        "sort_records": args.sort_records, "sort_bytes": args.sort_records * 100,
-                        "partitions": args.partitions},
-              "resources": {"workers": len(workers),
-                            "worker_cores": daemon_env[workers[0]]["SPARK_WORKER_CORES"],
-                            "worker_memory": daemon_env[workers[0]]["SPARK_WORKER_MEMORY"],
-                            "executor_memory": conf.get("spark.executor.memory"),
-                            "driver_memory": conf.get("spark.driver.memory"),
-                            "host_cpus": os.cpu_count()},
-              "workloads": {workload: summarize(runs, workload) for workload in workloads},
-              "image_disk_cost": image_disk_cost(cluster), "runs": runs}
-    if not args.keep:
-        cluster.undeploy()
+    try:
+        cluster.deploy()
+        workers = cluster.workers()
+        daemon_env = {node: cluster.env(node) for node in ["master", *workers]}
+        conf = cluster.driver_conf()
+        common = ["--partitions", str(args.partitions), "--executors", str(len(workers))]
+        if args.executor_java_options:
+            common += [f"--executor-java-options={args.executor_java_options}"]  # one word: it starts with -
+        workload_args = {"lr": ["lr", "--rows", str(args.lr_rows), "--iterations", str(args.lr_iterations), *common],
+                         "sort": ["sort", "--records", str(args.sort_records), *common]}
+        with tempfile.TemporaryDirectory(prefix="dcspark-bench-native-") as workdir:
+            native = Native(workdir)
+            try:
+                say(f"native Spark standalone: master {native.url}, {len(workers)} workers "
+                    f"({', '.join(daemon_env[w]['SPARK_WORKER_CORES'] + ' cores/' + daemon_env[w]['SPARK_WORKER_MEMORY'] for w in workers)})")
+                native.start(conf, workers, daemon_env)
+                runs = measure({"native": native, "dcspark": cluster}, workloads, workload_args, args.repeat)
+            finally:
+                native.stop()
+        report = {"spec": spec["name"], "spark": runs[-1]["result"]["spark"], "repeat": args.repeat,
+                  "sizes": {"lr_rows": args.lr_rows, "lr_features": 20, "lr_iterations": args.lr_iterations,
+                            "sort_records": args.sort_records, "sort_bytes": args.sort_records * 100,
+                            "partitions": args.partitions},
+                  "executor_java_options": args.executor_java_options,
+                  "resources": {"workers": len(workers),
+                                "worker_cores": daemon_env[workers[0]]["SPARK_WORKER_CORES"],
+                                "worker_memory": daemon_env[workers[0]]["SPARK_WORKER_MEMORY"],
+                                "executor_memory": conf.get("spark.executor.memory"),
+                                "driver_memory": conf.get("spark.driver.memory"),
+                                "host_cpus": os.cpu_count()},
+                  "workloads": {workload: summarize(runs, workload) for workload in workloads},
+                  "image_disk_cost": image_disk_cost(cluster), "runs": runs}
+    finally:
+        if not args.keep:  # a failed run leaves nothing deployed either
+            say(f"undeploying {cluster.name}")
+            cluster.undeploy()
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)

@@ -133,12 +133,17 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--executors", type=int, default=1,
                         help="wait for this many executors before the clock starts")
+    parser.add_argument("--executor-java-options", default="",
+                        help="JVM options of this application's executors (e.g. -XX:+UseG1GC)")
     parser.add_argument("--label", default="", help="free text copied into the result (who ran it)")
     args = parser.parse_args()
     spark = (SparkSession.builder.appName(f"sparkbench-{args.workload}")
              # the sort's output is P key ranges (TeraSort's reduce count), not Spark's default 200
-             .config("spark.sql.shuffle.partitions", str(args.partitions))
-             .getOrCreate())
+             .config("spark.sql.shuffle.partitions", str(args.partitions)))
+    if args.executor_java_options:
+        # executors start after the context, so this reaches them (on either side the same way)
+        spark = spark.config("spark.executor.extraJavaOptions", args.executor_java_options)
+    spark = spark.getOrCreate()
     phases: dict = {}
     try:
         if wait_for_executors(spark, args.executors) < args.executors:
