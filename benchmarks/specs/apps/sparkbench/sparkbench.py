@@ -141,7 +141,7 @@ def main() -> int:
              # the sort's output is P key ranges (TeraSort's reduce count), not Spark's default 200
              .config("spark.sql.shuffle.partitions", str(args.partitions)))
     if args.executor_java_options:
-        # executors start after the context, so this reaches them (on either side the same way)
+        # part of the conf the context starts with, so every executor it launches gets it
         spark = spark.config("spark.executor.extraJavaOptions", args.executor_java_options)
     spark = spark.getOrCreate()
     phases: dict = {}
