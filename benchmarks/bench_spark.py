@@ -78,7 +78,6 @@ class DCSpark:
 
     def __init__(self, inventory: str, sandbox: str, name: str) -> None:
         self.inventory, self.sandbox, self.name = inventory, sandbox, name
-        self.driver_box = ""
         self.containers: dict = {}  # node -> (box, container)
 
     def boxes(self) -> list:
@@ -106,7 +105,6 @@ class DCSpark:
                 self.containers[node] = (box, container)
         if "driver" not in self.containers or "master" not in self.containers:
             fail(f"{self.name}'s driver or master is not running after the deploy: {self.containers}")
-        self.driver_box = self.containers["driver"][0]
 
     def env(self, node: str) -> dict:
         box, container = self.containers[node]
@@ -241,21 +239,23 @@ def summarize(runs: list, workload: str) -> dict:
     by_rep: dict = {}
     for run in pairs:
         by_rep.setdefault(run["repetition"], {})[run["side"]] = run
-    ratios = [rep["dcspark"]["figure_s"] / rep["native"]["figure_s"] for rep in by_rep.values()]
+
+    def per_side(value) -> dict:
+        return {side: spread([value(r) for r in pairs if r["side"] == side]) for side in ("native", "dcspark")}
+
+    def ratio_of(value) -> dict:
+        return spread([value(rep["dcspark"]) / value(rep["native"]) for rep in by_rep.values()])
+
     phases = {}
     for phase in pairs[0]["result"]["phases"]:
-        phases[phase] = {side: spread([r["result"]["phases"][phase] for r in pairs if r["side"] == side])
-                         for side in ("native", "dcspark")}
-        phases[phase]["ratio"] = spread([rep["dcspark"]["result"]["phases"][phase] / rep["native"]["result"]["phases"][phase]
-                                         for rep in by_rep.values()])
-    ratio = spread(ratios)
+        phases[phase] = per_side(lambda r, p=phase: r["result"]["phases"][p])
+        phases[phase]["ratio"] = ratio_of(lambda r, p=phase: r["result"]["phases"][p])
+    ratio = ratio_of(lambda r: r["figure_s"])
+    figures = per_side(lambda r: r["figure_s"])
     return {"figure": "+".join(FIGURE_PHASES[workload]), "target_ratio": TARGETS[workload],
             "met": ratio["median"] <= TARGETS[workload], "ratio": ratio,
-            "native_s": spread([r["figure_s"] for r in pairs if r["side"] == "native"]),
-            "dcspark_s": spread([r["figure_s"] for r in pairs if r["side"] == "dcspark"]),
-            "submit_wall_s": {side: spread([r["wall_s"] for r in pairs if r["side"] == side])
-                              for side in ("native", "dcspark")},
-            "phases": phases}
+            "native_s": figures["native"], "dcspark_s": figures["dcspark"],
+            "submit_wall_s": per_side(lambda r: r["wall_s"]), "phases": phases}
 
 
 def image_disk_cost(cluster: DCSpark) -> dict:
