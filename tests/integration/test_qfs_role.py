@@ -295,8 +295,6 @@ def test_a_lost_file_system_image_is_never_replaced_by_a_new_one(tmp_path, host)
 # install tree made here, and the test reads the build files and the tag they produce.
 
 SPEC = {"name": "face", "runtime": {"spark_version": "4.0.1", "base_image": "debian:bookworm-slim"}}
-RUNTIME_JSON = json.dumps({**SPEC["runtime"], "java_package": "openjdk-17-jre-headless", "apt_packages": [],
-                           "pip_packages": [], "env": {}, "dockerfile": [], "app_dir": None})
 
 
 def qfs_tree(folder, hadoop: str = "3.4.1", access: bytes = b"access") -> str:
@@ -335,13 +333,12 @@ all:
   vars:
     spark_images_spec: {json.dumps(SPEC)}
   tasks:
-    - name: Settle the spec as the role's main.yml does
+    - name: Settle the spec with the role's own first step
+      ansible.builtin.include_role:
+        name: dcspark.dcm.spark_images
+        tasks_from: settle.yml
+    - name: The base image, as base.yml would have found it
       ansible.builtin.set_fact:
-        spark_images__name: face
-        spark_images__runtime: {RUNTIME_JSON}
-        spark_images__app_src: ""
-        spark_images__jupyter_packages: []
-        spark_images__build_ca: false
         spark_images__base_ref: debian:bookworm-slim
         spark_images__base_id: sha256:0123
     - name: QFS
