@@ -30,6 +30,7 @@ from typing import Iterable
 from . import flannel, keys, labels
 from .docker_host import _docker_errors, record_image_use
 from .errors import DcmError
+from .rollout import node_views
 from .units import format_memory, parse_cpus, parse_memory
 
 MIB = 1 << 20
@@ -140,26 +141,27 @@ def desired_nodes(records: Iterable[dict], host: str) -> dict:
         if missing:
             raise DcmError(f"cluster record {record.get('name', '?')}: lacks {', '.join(missing)}; "
                            "deploy it again with deploy_cluster.yml")
-        spec = record["spec"]
-        for node, node_host in keys.placed_nodes(record):
+        # during a rolling change, a node not moved yet runs as the generation the rollout replaces
+        for node, node_host, view in node_views(record):
             if node_host != host:
                 continue
+            spec = view["spec"]
             role = node.split("-", 1)[0]
-            image = record["images"].get(role)
+            image = (view.get("images") or {}).get(role)
             if not image:
-                raise DcmError(f"cluster {record['name']}: no {role} image in its record")
+                raise DcmError(f"cluster {record['name']}: no {role} image in generation {view.get('generation')}")
             request = spec[role]
             cpus, memory = parse_cpus(request["cpus"]), parse_memory(request["memory"])
-            driver = record["network"].get("driver", "overlay")
-            env = node_env(record, role, cpus, memory)
+            driver = view["network"].get("driver", "overlay")
+            env = node_env(view, role, cpus, memory)
             if driver == flannel.DRIVER:
                 env[flannel.NAME_WAIT_ENV] = str(flannel.NAME_WAIT_SECONDS)
             spec_node = NodeSpec(
                 cluster=record["name"], node=node, role=role, name=keys.container_name(record["name"], node),
                 image=image, cpus=cpus, memory=memory,
-                network=flannel.DOCKER_NETWORK if driver == flannel.DRIVER else record["network"]["name"],
+                network=flannel.DOCKER_NETWORK if driver == flannel.DRIVER else view["network"]["name"],
                 network_driver=driver,
-                generation=int(record.get("generation", 0)), spec_hash=record.get("spec_hash", ""),
+                generation=int(view.get("generation", 0)), spec_hash=view.get("spec_hash", ""),
                 env=tuple(sorted(env.items())),
                 publish_ui=role == "master",
                 jupyter=((int(spec["jupyter"]["port"]), str(spec["jupyter"]["publish"]))

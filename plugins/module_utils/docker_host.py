@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 from . import labels
 from .errors import DcmError
 from .gc import ContainerInfo, ImageInfo
-from .keys import placed_nodes
+from .rollout import node_views
 
 DEFAULT_DOCKER_HOST = "unix://var/run/docker.sock"
 DEFAULT_LAST_USED_FILE = "/var/lib/dcm/image-last-used.json"
@@ -406,12 +406,11 @@ def desired_on_host(records: Iterable[dict], host: str) -> DesiredOnHost:
     for index, record in enumerate(records):
         if not isinstance(record, dict) or not record.get("name"):
             raise DcmError(f"desired[{index}]: a cluster record needs at least 'name' and 'placement'")
-        images = record.get("images") or {}
-        for node, node_host in placed_nodes(record):
+        for node, node_host, view in node_views(record):
             if node_host != host:
                 continue
-            nodes.add((record["name"], node, record.get("spec_hash")))
-            reference = images.get(_role(node))
+            nodes.add((record["name"], node, view.get("spec_hash")))
+            reference = (view.get("images") or {}).get(_role(node))
             if reference:
                 refs.update((reference, normalize_reference(reference)))
     return DesiredOnHost(image_refs=frozenset(refs), nodes=frozenset(nodes))

@@ -24,6 +24,8 @@ KINDS = (
     "recovered",  # a degraded cluster is whole again
     "create", "start", "remove",  # an agent changed a container
     "gc",  # an agent's timer removed containers or images
+    "rollout",  # a rolling change moved nodes to a cluster's new generation
+    "prune",  # the registry deleted the images of generations no longer retained
 )
 
 

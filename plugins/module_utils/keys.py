@@ -4,6 +4,8 @@
 ``/dcm/cordon/<host>``       present while the operator keeps the host cordoned
 ``/dcm/clusters/<name>``     desired state of one cluster (spec, images, placement)
 ``/dcm/status/<name>/<node>`` what the agent observes of one node
+``/dcm/generations/<name>/<N>`` one retained generation of a cluster (spec, images, placement, who, when)
+``/dcm/registry/prune/<name>/<N>`` images of a generation no longer retained, for the registry to delete
 ``/dcm/leader``              the DCM master in charge (on its lease)
 ``/dcm/events/<time>-<source>`` what the masters and agents did (newest kept, oldest pruned)
 """
@@ -18,6 +20,8 @@ CLUSTERS = PREFIX + "clusters/"
 STATUS = PREFIX + "status/"
 LEADER = PREFIX + "leader"
 EVENTS = PREFIX + "events/"
+GENERATIONS = PREFIX + "generations/"
+REGISTRY_PRUNE = PREFIX + "registry/prune/"
 
 
 def host_key(host: str) -> str:
@@ -38,6 +42,19 @@ def status_prefix(cluster: str) -> str:
 
 def status_key(cluster: str, node: str) -> str:
     return status_prefix(cluster) + node
+
+
+def generations_prefix(cluster: str) -> str:
+    return f"{GENERATIONS}{cluster}/"
+
+
+def generation_key(cluster: str, generation: int) -> str:
+    """``/dcm/generations/face/0000000007``: zero-padded, so keys sort by generation."""
+    return f"{generations_prefix(cluster)}{int(generation):010d}"
+
+
+def prune_key(cluster: str, generation: int) -> str:
+    return f"{REGISTRY_PRUNE}{cluster}/{int(generation):010d}"
 
 
 def name_from_key(prefix: str, key: str) -> str:

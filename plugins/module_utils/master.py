@@ -123,6 +123,9 @@ def reconcile(snap: Snapshot, lost: set) -> list:
         record = clusters[name]
         if record.get("desired_state", "running") != "running" or not record.get("placement"):
             continue
+        if record.get("rollout"):
+            # the deploy moving it between generations owns it until the rollout ends
+            continue
         moving = {node: host for node, host in keys.placed_nodes(record) if host in lost or host in drained}
         degraded = record.get("degraded")
         if not moving:

@@ -22,21 +22,27 @@ from typing import Iterable
 from . import keys
 from .errors import ReservationConflict, StoreError
 from .etcd import EtcdClient, cmp_mod_revision, cmp_mod_revision_below, op_delete, op_put
+from .rollout import DEFAULT_KEEP, STRATEGIES, history_entry, node_views, pending, rolling_possible, start_rollout
 from .scheduler import Host, Plan, Request, schedule
 from .spec import canonical_json, node_requests, spec_hash
 from .units import parse_cpus, parse_memory
 
 
 def cluster_usage(record: dict) -> dict:
-    """Resources a cluster record reserves per host: ``{host: (millicpus, bytes, nodes)}``."""
-    requests = node_requests(record["spec"])
-    placement = record.get("placement") or {}
+    """Resources a cluster record reserves per host: ``{host: (millicpus, bytes, nodes)}``.
+
+    During a rolling change a node not moved yet still holds what the old generation asked for, on
+    its old host (:func:`rollout.node_views`).
+    """
     totals: dict = {}
-    for role, host in (("master", placement.get("master")), ("driver", placement.get("driver"))):
-        if host:
-            _add(totals, host, requests[role])
-    for host in placement.get("workers", []):
-        _add(totals, host, requests["worker"])
+    requests: dict = {}
+    for node, host, view in node_views(record):
+        if not host:
+            continue
+        key = id(view)
+        if key not in requests:
+            requests[key] = node_requests(view["spec"])
+        _add(totals, host, requests[key][node.split("-", 1)[0]])
     return totals
 
 
@@ -208,6 +214,25 @@ class Reservation:
     attempts: int
     plan: Plan | None = None
     previous: dict | None = None
+    pruned: list = field(default_factory=list)  # generations that left the history
+    rolling: str = ""  # "" (no rollout) or why the change is not rolling when it was asked to be
+
+
+def history_from(kvs) -> dict:
+    """``{generation: entry}`` from the key-values of ``/dcm/generations/<name>/``."""
+    history = {}
+    for kv in kvs:
+        entry = _load(kv.key, kv.value)
+        history[int(entry["generation"])] = entry
+    return history
+
+
+def prune_entry(cluster: str, entry: dict, now: float) -> str:
+    """The prune-queue value for a generation that left the history: its images and when."""
+    return canonical_json({
+        "cluster": cluster, "generation": entry.get("generation"), "images": entry.get("images") or {},
+        "queued_at": now,
+    })
 
 
 class DcmStore:
@@ -235,8 +260,17 @@ class DcmStore:
         return snap
 
     def get_cluster(self, name: str) -> dict | None:
+        return self.read_cluster(name)[0]
+
+    def read_cluster(self, name: str) -> tuple:
+        """``(record or None, its mod revision)``, for a write guarded on it."""
         kv = self.client.get(keys.cluster_key(name))
-        return _load(kv.key, kv.value) if kv else None
+        return (_load(kv.key, kv.value), kv.mod_revision) if kv else (None, 0)
+
+    def history(self, name: str, revision: int = 0) -> dict:
+        """The retained generations of cluster ``name``: ``{generation: entry}``."""
+        kvs, _rev = self.client.get_prefix(keys.generations_prefix(name), revision=revision)
+        return history_from(kvs)
 
     def reserve(
         self,
@@ -246,14 +280,25 @@ class DcmStore:
         attempts: int = 20,
         check_mode: bool = False,
         network: dict | None = None,
+        keep: int = DEFAULT_KEEP,
+        strategy: str = "rolling",
+        origin: str = "deploy",
+        rollback_of: int | None = None,
     ) -> Reservation:
         """Plan ``spec`` against the live pool and commit its record atomically.
 
-        Re-reads and re-plans when another writer got in first; raises
+        A change is a new generation: the record, its history entry and, for a running cluster with
+        ``strategy`` rolling, a rollout from the previous generation, in one transaction that also
+        drops the history beyond the newest ``keep`` generations (their images go to the registry's
+        prune queue). Re-reads and re-plans when another writer got in first; raises
         :class:`ScheduleError` when the cluster does not fit (nothing written),
         :class:`ReservationConflict` after ``attempts`` lost races.
         """
         name = spec["name"]
+        if keep < 1:
+            raise StoreError(f"keep must be at least 1 generation, got {keep}")
+        if strategy not in STRATEGIES:
+            raise StoreError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
         for attempt in range(1, attempts + 1):
             snap = self.snapshot()
             previous = snap.clusters.get(name)
@@ -266,15 +311,37 @@ class DcmStore:
             else:
                 plan = plan_cluster(spec, snap.pool(exclude_cluster=name))
                 placement = plan.placement
-            record = cluster_record(spec, placement, images, previous, deployed_by, time.time(), network)
+            now = time.time()
+            record = cluster_record(spec, placement, images, previous, deployed_by, now, network)
+            rolling = ""
+            if strategy == "rolling" and previous:
+                possible, rolling = rolling_possible(previous, record)
+                if possible:
+                    record = start_rollout(previous, record, now)
+            history = self.history(name, revision=snap.revision)
+            ops = [op_put(keys.cluster_key(name), canonical_json(record))]
+            if previous and int(previous.get("generation", 0)) not in history:
+                # a generation recorded before histories were kept
+                recorded = history_entry(previous, origin="recorded")
+                history[int(previous.get("generation", 0))] = recorded
+                ops.append(op_put(keys.generation_key(name, previous.get("generation", 0)), canonical_json(recorded)))
+            entry = history_entry(record, origin, rollback_of)
+            history[record["generation"]] = entry
+            ops.append(op_put(keys.generation_key(name, record["generation"]), canonical_json(entry)))
+            pruned = [history[g] for g in sorted(history)[:-keep]]
+            for old in pruned:
+                ops.append(op_delete(keys.generation_key(name, old["generation"])))
+                ops.append(op_put(keys.prune_key(name, old["generation"]), prune_entry(name, old, now)))
+            reservation = Reservation(record=record, changed=True, attempts=attempt, plan=plan, previous=previous,
+                                      pruned=pruned, rolling=rolling)
             if check_mode:
-                return Reservation(record=record, changed=True, attempts=attempt, plan=plan, previous=previous)
+                return reservation
             # Another reservation, or a host cordoned since the read, invalidates the plan.
             guards = [cmp_mod_revision_below(prefix, snap.revision + 1, keys.prefix_end(prefix))
                       for prefix in (keys.CLUSTERS, keys.CORDON)]
-            ok, _responses, _rev = self.client.txn(guards, [op_put(keys.cluster_key(name), canonical_json(record))])
+            ok, _responses, _rev = self.client.txn(guards, ops)
             if ok:
-                return Reservation(record=record, changed=True, attempts=attempt, plan=plan, previous=previous)
+                return reservation
             time.sleep(min(0.01 * attempt, 0.2))
         raise ReservationConflict(
             f"cluster {name}: the pool's allocations kept changing during {attempts} attempts to reserve; "
@@ -282,16 +349,29 @@ class DcmStore:
         )
 
     def remove_cluster(self, name: str, check_mode: bool = False) -> dict | None:
-        """Delete a cluster's record and status keys in one transaction; returns the removed record."""
+        """Delete a cluster's record, status keys and history in one transaction; returns the removed record.
+
+        The images of every generation it had (the current one included) go to the registry's prune
+        queue.
+        """
         kv = self.client.get(keys.cluster_key(name))
         if kv is None:
             return None
         record = _load(kv.key, kv.value)
         if not check_mode:
             status = keys.status_prefix(name)
+            generations = keys.generations_prefix(name)
+            history = self.history(name)
+            history.setdefault(int(record.get("generation", 0)), history_entry(record, "recorded"))
+            if record.get("rollout"):
+                old = record["rollout"]["from"]
+                history.setdefault(int(old.get("generation", 0)), history_entry(old, "recorded"))
+            now = time.time()
+            queue = [op_put(keys.prune_key(name, g), prune_entry(name, entry, now)) for g, entry in history.items()]
             guard = cmp_mod_revision(kv.key, kv.mod_revision)
             ok, _r, _rev = self.client.txn(
-                [guard], [op_delete(kv.key), op_delete(status, keys.prefix_end(status))]
+                [guard], [op_delete(kv.key), op_delete(status, keys.prefix_end(status)),
+                          op_delete(generations, keys.prefix_end(generations))] + queue
             )
             if not ok:
                 raise StoreError(f"cluster {name} changed while it was being removed; run the removal again")
@@ -329,12 +409,49 @@ def _load(key: str, value: str) -> dict:
         raise StoreError(f"etcd key {key} does not hold JSON; was it written by something other than DCM?") from None
 
 
+def generations_view(record: dict, history: dict) -> list:
+    """The retained generations of a cluster, newest first, as the status view lists them."""
+    shown = []
+    for generation in sorted(history, reverse=True):
+        entry = history[generation]
+        shown.append({
+            "generation": generation,
+            "current": generation == record.get("generation"),
+            "origin": entry.get("origin"),
+            "rollback_of": entry.get("rollback_of"),
+            "deployed_by": entry.get("deployed_by"),
+            "updated_at": entry.get("updated_at"),
+            "spec_hash": entry.get("spec_hash"),
+            "spark_version": ((entry.get("spec") or {}).get("runtime") or {}).get("spark_version"),
+            "pip_packages": list(((entry.get("spec") or {}).get("runtime") or {}).get("pip_packages") or []),
+            "images": entry.get("images") or {},
+            "placement": entry.get("placement"),
+        })
+        line = shown[-1]
+        origin = (f"rollback to {line['rollback_of']}" if line["origin"] == "rollback" else line["origin"] or "deploy")
+        line["line"] = (f"generation {generation}{' (current)' if line['current'] else ''}: {origin} by "
+                        f"{line['deployed_by'] or '?'} at {line['updated_at'] or '?'}; Spark {line['spark_version']}"
+                        + (f", pip {' '.join(line['pip_packages'])}" if line["pip_packages"] else ""))
+    return shown
+
+
+def rollout_view(record: dict) -> dict | None:
+    """Where a rolling change stands: the generation it replaces, the nodes moved and still waiting."""
+    rollout = record.get("rollout")
+    if not rollout:
+        return None
+    return {"from": (rollout.get("from") or {}).get("generation"), "to": record.get("generation"),
+            "done": list(rollout.get("done") or []), "pending": pending(record),
+            "started_at": rollout.get("started_at")}
+
+
 def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: list | None = None,
-              leader: dict | None = None) -> dict:
+              leader: dict | None = None, histories: dict | None = None) -> dict:
     """Hosts, clusters, placements and node health as an operator reads them (``dcm_pool_info``, status.yml).
 
     ``status`` maps ``(cluster, node)`` to the agents' reports under ``/dcm/status/``; ``events`` are the
-    newest entries of ``/dcm/events/`` and ``leader`` the DCM master in charge.
+    newest entries of ``/dcm/events/``, ``leader`` the DCM master in charge and ``histories`` each
+    cluster's retained generations (``{name: {generation: entry}}``).
     """
     hosts = []
     for host in snap.pool():
@@ -359,7 +476,7 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: 
         record = snap.clusters[name]
         placement = record.get("placement") or {}
         nodes = []
-        for node, host in keys.placed_nodes(record):
+        for node, host, _view in node_views(record):
             report = status.get((name, node)) or {}
             nodes.append({
                 "node": node,
@@ -404,6 +521,8 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: 
             "health": "degraded" if record.get("degraded") else "ok",
             "degraded": record.get("degraded"),
             "repairs": record.get("repairs", []),
+            "rollout": rollout_view(record),
+            "generations": generations_view(record, (histories or {}).get(name) or {}),
         })
     return {"revision": snap.revision, "hosts": hosts, "clusters": clusters, "leader": leader,
             "events": list(events or [])}
@@ -420,3 +539,15 @@ def read_status(client: EtcdClient, revision: int = 0) -> dict:
         except ValueError:
             reports[(cluster, node)] = {"state": "unreadable", "error": f"{kv.key} is not JSON"}
     return reports
+
+
+def read_histories(client: EtcdClient, revision: int = 0, cluster: str | None = None) -> dict:
+    """Retained generations under ``/dcm/generations/``: ``{cluster: {generation: entry}}``."""
+    prefix = keys.generations_prefix(cluster) if cluster else keys.GENERATIONS
+    kvs, _rev = client.get_prefix(prefix, revision=revision)
+    histories: dict = {}
+    for kv in kvs:
+        name = keys.name_from_key(keys.GENERATIONS, kv.key).rsplit("/", 1)[0]
+        entry = _load(kv.key, kv.value)
+        histories.setdefault(name, {})[int(entry["generation"])] = entry
+    return histories

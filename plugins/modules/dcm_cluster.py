@@ -21,8 +21,21 @@ description:
     New O(images) for an unchanged spec keep the placement and get the next generation.
   - All or nothing. When a node does not fit, the module fails with the scheduler's message naming the node
     and what the best host had left, and writes nothing.
-  - With O(state=absent) the module deletes the cluster record and its C(/dcm/status/<name>/) keys in one
-    transaction. The agents then remove the cluster's containers.
+  - Every new generation is also kept in the cluster's history, C(/dcm/generations/<name>/<N>) (spec, images,
+    placement, network, who deployed it and when), written in the same transaction. The newest O(keep)
+    generations stay; the images of older ones go to the registry's prune queue
+    (M(dcspark.dcm.dcm_registry_prune) deletes them from the registry).
+  - With O(strategy=rolling) (the default) a running cluster moves to the new generation node by node. The
+    record carries a C(rollout) from the previous generation and M(dcspark.dcm.dcm_rollout) moves the workers a
+    few at a time, the driver, then the master. A change of Spark version or of network, or a previous rollout
+    that had not finished, cannot roll. The whole cluster is then replaced at once and C(rolling) says why.
+  - With O(rollback=true) the module returns the cluster to a retained generation (O(generation), or the newest
+    earlier one whose spec or images differ). Its spec, images and network become the next generation,
+    planned like any deploy. It fails, writing nothing, when that generation is no longer retained or no
+    longer fits the pool.
+  - With O(state=absent) the module deletes the cluster record, its C(/dcm/status/<name>/) keys and its
+    history in one transaction, queueing the images of every generation for the registry's prune. The
+    agents then remove the cluster's containers.
 author:
   - DCSpark developers (@dcspark)
 extends_documentation_fragment:
@@ -82,13 +95,42 @@ options:
         default: overlay
   images:
     description:
-      - Image reference of each role (V(master), V(worker), V(driver)), preferably by digest.
+      - Image reference of each role (V(master), V(worker), V(driver)), preferably by digest; V(runtime), the
+        image they are built on, may be given too so that the registry's prune deletes it with them.
       - When omitted, the images already recorded are kept for an unchanged spec.
     type: dict
   deployed_by:
     description:
       - Who or what deploys the cluster (a user, an AWX job), recorded for operators.
     type: str
+  keep:
+    description:
+      - How many generations the cluster's history retains (the new one included); at least 1.
+    type: int
+    default: 5
+  strategy:
+    description:
+      - How a running cluster moves to a new generation. V(rolling) moves the nodes in batches (see
+        M(dcspark.dcm.dcm_rollout)), V(all-at-once) replaces every node at the same time.
+    type: str
+    choices: [rolling, all-at-once]
+    default: rolling
+  origin:
+    description:
+      - Why the generation is made, recorded in the history. V(refresh) marks a rebuild of an unchanged spec.
+    type: str
+    choices: [deploy, refresh]
+    default: deploy
+  rollback:
+    description:
+      - Return the cluster O(name) to a retained generation instead of deploying O(spec).
+    type: bool
+    default: false
+  generation:
+    description:
+      - With O(rollback), the generation to return to. Default, the newest earlier generation whose spec or
+        images differ from the current one.
+    type: int
   attempts:
     description:
       - How many times to read, plan and commit before giving up when other deploys keep changing the
@@ -147,6 +189,25 @@ placement:
   returned: with O(state=present), on success
   type: dict
   sample: {"master": "node1", "driver": "node3", "workers": ["node1", "node1", "node3"]}
+rollout:
+  description:
+    - Where the rolling change to this generation stands (C(from), C(to), C(done), C(pending)); null when the
+      change is not rolling or is over. Move it on with M(dcspark.dcm.dcm_rollout).
+  returned: with O(state=present), on success
+  type: dict
+rolling:
+  description: Why a change asked to roll replaces every node at once instead; empty otherwise.
+  returned: with O(state=present), on success
+  type: str
+pruned:
+  description: Generations that left the history (C(generation), C(images)); their images are queued for the registry's prune.
+  returned: with O(state=present), on success
+  type: list
+  elements: dict
+rollback_of:
+  description: With O(rollback), the generation the cluster returned to.
+  returned: with O(rollback=true), when a generation was found
+  type: int
 generation:
   description: Generation of the record; 1 for a new cluster, one more for each change.
   returned: with O(state=present), on success
@@ -194,7 +255,11 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient
 from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
 from ansible_collections.dcspark.dcm.plugins.module_utils.scheduler import ROLES
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec_loading import spec_from_param
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, public_record
+from ansible_collections.dcspark.dcm.plugins.module_utils.rollout import pick_generation
+from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, public_record, rollout_view
+
+
+IMAGE_KEYS = tuple(ROLES) + ("runtime",)
 
 
 def _images(value: dict | None) -> dict | None:
@@ -203,8 +268,8 @@ def _images(value: dict | None) -> dict | None:
         return None
     problems = []
     for role, reference in value.items():
-        if role not in ROLES:
-            problems.append(f"images.{role}: not a role; use {', '.join(ROLES)}")
+        if role not in IMAGE_KEYS:
+            problems.append(f"images.{role}: not a role; use {', '.join(IMAGE_KEYS)}")
         elif not isinstance(reference, str) or not reference.strip():
             problems.append(f"images.{role}: must be a non-empty image reference, got {reference!r}")
     if problems:
@@ -212,21 +277,50 @@ def _images(value: dict | None) -> dict | None:
     return {role: reference.strip() for role, reference in value.items()}
 
 
+def _rollback_target(params: dict, store: DcmStore) -> dict:
+    """The history entry ``rollback`` returns to (fails naming what is retained)."""
+    name = params["name"]
+    if not name:
+        raise DcmError("rollback needs name, the cluster to roll back")
+    current = store.get_cluster(name)
+    if current is None:
+        raise DcmError(f"cluster {name} has no record in etcd: nothing to roll back (deploy it with deploy_cluster.yml)")
+    return pick_generation(current, store.history(name), params["generation"])
+
+
 def _present(module: AnsibleModule, store: DcmStore, result: dict) -> None:
     params = module.params
-    spec = spec_from_param(params["spec"])
-    if params["name"] and params["name"] != spec["name"]:
-        raise DcmError(f"name {params['name']!r} does not match the spec's name {spec['name']!r}")
-    result["name"] = spec["name"]
     if params["attempts"] < 1:
         raise DcmError(f"attempts must be >= 1, got {params['attempts']}")
+    if params["keep"] < 1:
+        raise DcmError(f"keep must be at least 1 generation, got {params['keep']}")
+    target = None
+    if params["rollback"]:
+        if params["spec"] is not None or params["images"] is not None:
+            raise DcmError("rollback takes its spec and images from the generation it returns to: drop spec and images")
+        result["name"] = params["name"]
+        target = _rollback_target(params, store)
+        spec, images, network = target["spec"], target["images"], target["network"]
+        result["rollback_of"] = target["generation"]
+    else:
+        if params["spec"] is None:
+            raise DcmError("spec is required with state=present (or rollback=true with name)")
+        spec = spec_from_param(params["spec"])
+        if params["name"] and params["name"] != spec["name"]:
+            raise DcmError(f"name {params['name']!r} does not match the spec's name {spec['name']!r}")
+        images, network = _images(params["images"]), params["network"]
+    result["name"] = spec["name"]
     reservation = store.reserve(
         spec,
-        images=_images(params["images"]),
+        images=images,
         deployed_by=params["deployed_by"],
         attempts=params["attempts"],
         check_mode=module.check_mode,
-        network=params["network"],
+        network=network,
+        keep=params["keep"],
+        strategy=params["strategy"],
+        origin="rollback" if target else params["origin"],
+        rollback_of=target["generation"] if target else None,
     )
     record = public_record(reservation.record)
     result.update(
@@ -236,6 +330,10 @@ def _present(module: AnsibleModule, store: DcmStore, result: dict) -> None:
         generation=record["generation"],
         spec_hash=record["spec_hash"],
         attempts=reservation.attempts,
+        rollout=rollout_view(reservation.record),
+        rolling=reservation.rolling,
+        pruned=[{"generation": entry.get("generation"), "images": entry.get("images") or {}}
+                for entry in reservation.pruned],
     )
     if reservation.plan is not None:
         summary = reservation.plan.to_dict()
@@ -271,9 +369,14 @@ def main() -> None:
             },
             "deployed_by": {"type": "str"},
             "attempts": {"type": "int", "default": 20},
+            "keep": {"type": "int", "default": 5},
+            "strategy": {"type": "str", "choices": ["rolling", "all-at-once"], "default": "rolling"},
+            "origin": {"type": "str", "choices": ["deploy", "refresh"], "default": "deploy"},
+            "rollback": {"type": "bool", "default": False},
+            "generation": {"type": "int"},
             **ETCD_OPTIONS,
         },
-        required_if=[("state", "present", ("spec",)), ("state", "absent", ("name",))],
+        required_if=[("state", "absent", ("name",)), ("rollback", True, ("name",))],
         supports_check_mode=True,
     )
     result: dict = {"changed": False}
@@ -292,7 +395,9 @@ def main() -> None:
         else:
             _absent(module, store, result)
     except ScheduleError as exc:
-        module.fail_json(msg=str(exc), node=exc.node, hosts=exc.plan or [], **result)
+        where = (f"cluster {result['name']}: generation {result['rollback_of']} no longer fits the pool, nothing "
+                 "was changed: " if "rollback_of" in result else "")
+        module.fail_json(msg=where + str(exc), node=exc.node, hosts=exc.plan or [], **result)
     except ReservationConflict as exc:
         module.fail_json(msg=str(exc), attempts=module.params["attempts"], **result)
     except DcmError as exc:

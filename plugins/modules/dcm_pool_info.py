@@ -84,6 +84,10 @@ clusters:
       without one), C(master_url), C(nodes) (each with C(host), C(container), C(state), C(health), C(restarts), C(generation),
       C(error)), C(running), C(converged), C(health) (C(ok) or C(degraded)), C(degraded) (reason and since)
       and C(repairs) (the DCM master's last moves of its nodes).
+    - C(generations), the retained generations newest first (C(generation), C(current), C(origin) - V(deploy),
+      V(rollback) with C(rollback_of), or V(recorded) - C(deployed_by), C(updated_at), C(spec_hash),
+      C(spark_version), C(pip_packages), C(images), C(placement)), and C(rollout), where a rolling change
+      stands (C(from), C(to), C(done), C(pending)), or null.
   returned: success
   type: list
   elements: dict
@@ -106,7 +110,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils import keys
 from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient, decode_json
 from ansible_collections.dcspark.dcm.plugins.module_utils.events import read_events
 from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, pool_view, read_status
+from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, pool_view, read_histories, read_status
 
 
 def main() -> None:
@@ -124,7 +128,8 @@ def main() -> None:
         snap = DcmStore(client).snapshot()
         events = read_events(client, module.params["events"], cluster, snap.revision)
         leader = decode_json(client.get(keys.LEADER, revision=snap.revision))
-        view = pool_view(snap, read_status(client, snap.revision), cluster, events, leader)
+        histories = read_histories(client, snap.revision, cluster)
+        view = pool_view(snap, read_status(client, snap.revision), cluster, events, leader, histories)
     except DcmError as exc:
         module.fail_json(msg=str(exc))
     if cluster and module.params["must_exist"] and not view["clusters"]:
