@@ -28,7 +28,8 @@ def shown(stdout: str) -> list:
     """The lines of the playbook's summary (the callback may wrap them), whitespace collapsed."""
     text = " ".join(stdout.split())
     start = text.index("TASK [Show what went]")
-    end = text.index("PLAY RECAP", start)
+    # up to the next play (the registry's) or the recap
+    end = min(i for i in (text.find("PLAY [", start), text.find("PLAY RECAP", start)) if i >= 0)
     return [part.strip(" '\"") for part in text[start:end].split(" - ")[1:]]
 
 
