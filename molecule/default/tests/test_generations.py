@@ -1,0 +1,182 @@
+"""Generations and rollback on the scenario's pool (issue 8), with the real playbooks, agents and registry.
+
+One story, in order (each test builds on the one before, as an operator's week would):
+generation A is specs/face.json; B changes one package version (numpy 2.1.3 -> 2.1.2) and rolls
+onto the running cluster, workers first and the master last; a rollback returns to A and the
+application proves the versions; a refresh of A's unchanged spec rebuilds new digests; a rollback
+with a retention of 2 prunes B; a rollback to B then fails and changes nothing; gc.yml deletes B's
+images from the registry and its disk use drops; every retained generation still deploys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+import pytest
+from test_clusters import FACE, REPO, Pool, playbook
+
+STATE: dict = {}  # what each step learned, for the steps after it
+KEEP_2 = ("-e", "dcm_generations_keep=2")
+
+
+def deployed_generation(run) -> int:
+    found = re.findall(r"cluster face, generation (\d+)", run.stdout)
+    assert found, run.stdout[-3000:]
+    return int(found[-1])
+
+
+def ok(run, what: str) -> None:
+    assert run.returncode == 0, f"{what} failed:\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
+
+
+def versions(run) -> str:
+    """The application's verdict: it checks every executor's versions against the spec's --expect-* arguments."""
+    assert "face: OK" in run.stdout, run.stdout[-5000:]
+    return run.stdout
+
+
+def registry_bytes(pool: Pool) -> int:
+    return int(pool.hosts[pool.first].check_output("du -sb /var/lib/docker-registry").split()[0])
+
+
+def manifest_status(pool: Pool, reference: str) -> int:
+    """HTTP status of ``reference`` (registry/repo@digest) in the pool registry, asked from the first host."""
+    registry, _sep, rest = reference.partition("/")
+    repository, _sep, digest = rest.partition("@")
+    out = pool.hosts[pool.first].check_output(
+        "curl -s -o /dev/null -w '%%{http_code}' --cacert /etc/dcm/pki/ca.crt -I "
+        "-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "
+        "-H 'Accept: application/vnd.oci.image.manifest.v1+json' https://%s/v2/%s/manifests/%s",
+        registry, repository, digest)
+    return int(out)
+
+
+def created(pool: Pool, record: dict) -> dict:
+    """When each node's container of ``record`` was created: ``{node: iso time}`` (one kernel clock)."""
+    placement = record["placement"]
+    hosts = {"master": placement["master"], "driver": placement["driver"]}
+    hosts.update({f"worker-{i}": host for i, host in enumerate(placement["workers"], start=1)})
+    names = {"master": "spark-master-face", "driver": "spark-driver-face"}
+    names.update({f"worker-{i}": f"spark-worker-face-{i}" for i in range(1, len(placement["workers"]) + 1)})
+    return {node: pool.inspect(hosts[node], names[node])["Created"] for node in hosts}
+
+
+@pytest.fixture(scope="module")
+def spec_b(tmp_path_factory):
+    """face.json with numpy 2.1.2 instead of 2.1.3 (and the application told to expect it)."""
+    folder = tmp_path_factory.mktemp("face-b")
+    spec = json.loads(open(os.path.join(REPO, "specs", "face.json"), encoding="utf-8").read())
+    spec["runtime"]["pip_packages"] = [p.replace("numpy==2.1.3", "numpy==2.1.2") for p in spec["runtime"]["pip_packages"]]
+    spec["app"]["args"] = [a.replace("2.1.3", "2.1.2") for a in spec["app"]["args"]]
+    assert "numpy==2.1.2" in spec["runtime"]["pip_packages"] and "2.1.2" in spec["app"]["args"]
+    shutil.copytree(os.path.join(REPO, "specs", "apps"), folder / "apps")
+    path = folder / "face.json"
+    path.write_text(json.dumps(spec, indent=2))
+    return str(path)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_face(pool):
+    """Start without a face cluster (so its history starts here); remove it at the end."""
+    ok(playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={FACE}", timeout=900), "undeploy")
+    yield
+    playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={FACE}", timeout=900)
+
+
+def test_a_package_change_is_a_new_generation_rolled_out_workers_first_master_last(pool, spec_b):
+    run = playbook(pool.inventory, "deploy_cluster.yml", "-e", "spec=face.json", "-e", "run_app=false")
+    ok(run, "deploy of generation A")
+    STATE["a"] = deployed_generation(run)
+    assert STATE["a"] == 1
+    STATE["a_images"] = pool.cluster(FACE)["images"]
+    before = created(pool, pool.cluster(FACE))
+
+    run = playbook(pool.inventory, "deploy_cluster.yml", "-e", f"spec={spec_b}")
+    ok(run, "deploy of generation B")
+    versions(run)
+    STATE["b"] = deployed_generation(run)
+    record = pool.cluster(FACE)
+    assert STATE["b"] == 2 and "rollout" not in record
+    assert "numpy==2.1.2" in record["spec"]["runtime"]["pip_packages"]
+    STATE["b_images"] = record["images"]
+    assert set(STATE["b_images"].values()).isdisjoint(STATE["a_images"].values())
+    assert "rolling change from generation 1" in run.stdout, run.stdout[-4000:]
+    after = created(pool, record)
+    assert all(after[node] > before[node] for node in after), (before, after)  # every node was replaced
+    # workers two at a time (each step waits for the moved ones to run healthy), the driver, the master last
+    assert max(after["worker-1"], after["worker-2"]) < after["worker-3"] < after["driver"] < after["master"], after
+
+
+def test_a_rollback_returns_to_the_old_versions_with_the_same_name_and_endpoints(pool):
+    run = playbook(pool.inventory, "rollback_cluster.yml", "-e", f"cluster={FACE}")
+    ok(run, "rollback")
+    versions(run)  # the application checked numpy 2.1.3 on the driver and every executor
+    record = pool.cluster(FACE)
+    STATE["rollback"] = record["generation"]
+    assert record["generation"] == 3 and record["images"] == STATE["a_images"]
+    assert "numpy==2.1.3" in record["spec"]["runtime"]["pip_packages"]
+    assert record["name"] == FACE and "Spark master: spark://spark-master-face:7077" in run.stdout
+    history = pool.etcd_get("/dcm/generations/face/", prefix=True)
+    assert sorted(entry["generation"] for entry in history.values()) == [1, 2, 3]
+    assert history["/dcm/generations/face/0000000003"]["rollback_of"] == 1
+
+
+def test_a_refresh_of_an_unchanged_spec_builds_new_digests(pool):
+    run = playbook(pool.inventory, "deploy_cluster.yml", "-e", "spec=face.json", "-e", "refresh=true")
+    ok(run, "refresh deploy")
+    versions(run)
+    record = pool.cluster(FACE)
+    STATE["refresh"] = record["generation"]
+    STATE["refresh_images"] = record["images"]
+    assert record["generation"] == 4 and record["spec_hash"] == pool.etcd_get(
+        "/dcm/generations/face/0000000001")["/dcm/generations/face/0000000001"]["spec_hash"]
+    assert set(record["images"].values()).isdisjoint(STATE["a_images"].values())
+    origin = pool.etcd_get("/dcm/generations/face/0000000004")["/dcm/generations/face/0000000004"]["origin"]
+    assert origin == "refresh"
+
+
+def test_a_rollback_to_a_pruned_generation_fails_and_changes_nothing(pool):
+    # return to A once more, retaining 2: generations 1 to 3 leave the history (B's images with them)
+    run = playbook(pool.inventory, "rollback_cluster.yml", "-e", f"cluster={FACE}", "-e", "generation=3",
+                   "-e", "run_app=false", *KEEP_2)
+    ok(run, "rollback to generation 3")
+    history = pool.etcd_get("/dcm/generations/face/", prefix=True)
+    assert sorted(entry["generation"] for entry in history.values()) == [4, 5]
+    queued = pool.etcd_get("/dcm/registry/prune/face/", prefix=True)
+    assert sorted(entry["generation"] for entry in queued.values()) == [1, 2, 3]
+
+    before = (pool.state(), pool.cluster(FACE), history)
+    run = playbook(pool.inventory, "rollback_cluster.yml", "-e", f"cluster={FACE}", "-e", f"generation={STATE['b']}")
+    assert run.returncode != 0
+    said = " ".join((run.stdout + run.stderr).split())
+    assert "cluster face has no generation 2 any more (retained: 4, 5)" in said, said[-3000:]
+    assert (pool.state(), pool.cluster(FACE), pool.etcd_get("/dcm/generations/face/", prefix=True)) == before
+
+
+def test_pruning_frees_registry_disk_and_keeps_what_is_retained(pool, capsys):
+    before = registry_bytes(pool)
+    run = playbook(pool.inventory, "gc.yml", "-e", "dcm_registry_prune_grace=0", "-e", "gc_images=false")
+    ok(run, "gc.yml")
+    after = registry_bytes(pool)
+    with capsys.disabled():
+        print(f"\nREGISTRY before {before} bytes, after {after} bytes: freed {before - after} bytes")
+    assert after < before, (before, after)
+    for role in ("master", "worker", "driver", "runtime"):
+        assert manifest_status(pool, STATE["b_images"][role]) == 404, role  # B is gone
+        assert manifest_status(pool, STATE["a_images"][role]) == 200, role  # A runs (generation 5)
+        assert manifest_status(pool, STATE["refresh_images"][role]) == 200, role  # retained (generation 4)
+    assert pool.etcd_get("/dcm/registry/prune/", prefix=True) == {}
+
+
+@pytest.mark.parametrize("generation", [4, 5])
+def test_every_retained_generation_still_deploys(pool, generation):
+    run = playbook(pool.inventory, "rollback_cluster.yml", "-e", f"cluster={FACE}", "-e", f"generation={generation}",
+                   "-e", "dcm_rollout_strategy=all-at-once", "-e", "run_app=false")
+    ok(run, f"rollback to generation {generation}")
+    record = pool.cluster(FACE)
+    wanted = STATE["refresh_images"] if generation == 4 else STATE["a_images"]
+    assert record["images"] == wanted and "rollout" not in record
+    assert "every node replaced at once" in run.stdout
