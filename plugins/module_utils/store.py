@@ -313,12 +313,14 @@ class DcmStore:
                 placement = plan.placement
             now = time.time()
             record = cluster_record(spec, placement, images, previous, deployed_by, now, network)
+            history = self.history(name, revision=snap.revision)
+            # a cluster deployed again after an undeploy goes on from the generations it retained
+            record["generation"] = max(record["generation"], max(history, default=0) + 1)
             rolling = ""
             if strategy == "rolling" and previous:
                 possible, rolling = rolling_possible(previous, record)
                 if possible:
                     record = start_rollout(previous, record, now)
-            history = self.history(name, revision=snap.revision)
             ops = [op_put(keys.cluster_key(name), canonical_json(record))]
             if previous and int(previous.get("generation", 0)) not in history:
                 # a generation recorded before histories were kept
@@ -348,34 +350,39 @@ class DcmStore:
             "nothing was reserved, run the deploy again"
         )
 
-    def remove_cluster(self, name: str, check_mode: bool = False) -> dict | None:
-        """Delete a cluster's record, status keys and history in one transaction; returns the removed record.
+    def remove_cluster(self, name: str, check_mode: bool = False, purge: bool = False) -> tuple:
+        """Delete a cluster's record and status keys in one transaction: ``(removed record or None, purged)``.
 
-        The images of every generation it had (the current one included) go to the registry's prune
-        queue.
+        Its retained generations stay (their images stay in the registry for a quick redeploy, which
+        goes on numbering from them) unless ``purge``: then the history goes too, even of a cluster
+        without a record, and the images of every generation (the current one included) go to the
+        registry's prune queue; ``purged`` lists those generations.
         """
         kv = self.client.get(keys.cluster_key(name))
-        if kv is None:
-            return None
-        record = _load(kv.key, kv.value)
-        if not check_mode:
-            status = keys.status_prefix(name)
-            generations = keys.generations_prefix(name)
-            history = self.history(name)
+        record = _load(kv.key, kv.value) if kv else None
+        history = self.history(name) if purge else {}
+        if purge and record is not None:
             history.setdefault(int(record.get("generation", 0)), history_entry(record, "recorded"))
             if record.get("rollout"):
                 old = record["rollout"]["from"]
                 history.setdefault(int(old.get("generation", 0)), history_entry(old, "recorded"))
+        if check_mode or (record is None and not history):
+            return record, sorted(history)
+        ops = []
+        guards = []
+        if record is not None:
+            status = keys.status_prefix(name)
+            guards.append(cmp_mod_revision(kv.key, kv.mod_revision))
+            ops += [op_delete(kv.key), op_delete(status, keys.prefix_end(status))]
+        if purge:
             now = time.time()
-            queue = [op_put(keys.prune_key(name, g), prune_entry(name, entry, now)) for g, entry in history.items()]
-            guard = cmp_mod_revision(kv.key, kv.mod_revision)
-            ok, _r, _rev = self.client.txn(
-                [guard], [op_delete(kv.key), op_delete(status, keys.prefix_end(status)),
-                          op_delete(generations, keys.prefix_end(generations))] + queue
-            )
-            if not ok:
-                raise StoreError(f"cluster {name} changed while it was being removed; run the removal again")
-        return record
+            generations = keys.generations_prefix(name)
+            ops.append(op_delete(generations, keys.prefix_end(generations)))
+            ops += [op_put(keys.prune_key(name, g), prune_entry(name, entry, now)) for g, entry in history.items()]
+        ok, _r, _rev = self.client.txn(guards, ops)
+        if not ok:
+            raise StoreError(f"cluster {name} changed while it was being removed; run the removal again")
+        return record, sorted(history)
 
     # -- hosts (used by the agent and by tests) ---------------------------
     def register_host(self, record: dict, ttl: int = 30) -> int:

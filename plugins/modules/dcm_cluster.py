@@ -33,9 +33,10 @@ description:
     earlier one whose spec or images differ). Its spec, images and network become the next generation,
     planned like any deploy. It fails, writing nothing, when that generation is no longer retained or no
     longer fits the pool.
-  - With O(state=absent) the module deletes the cluster record, its C(/dcm/status/<name>/) keys and its
-    history in one transaction, queueing the images of every generation for the registry's prune. The
-    agents then remove the cluster's containers.
+  - With O(state=absent) the module deletes the cluster record and its C(/dcm/status/<name>/) keys in one
+    transaction. The agents then remove the cluster's containers. Its retained generations stay, so their
+    images stay in the registry for a quick redeploy, which goes on numbering from them; with O(purge=true)
+    the history goes too and the images of every generation are queued for the registry's prune.
 author:
   - DCSpark developers (@dcspark)
 extends_documentation_fragment:
@@ -121,6 +122,12 @@ options:
     type: str
     choices: [deploy, refresh]
     default: deploy
+  purge:
+    description:
+      - With O(state=absent), also drop the cluster's retained generations (even when it has no record any
+        more) and queue their images for deletion from the registry.
+    type: bool
+    default: false
   rollback:
     description:
       - Return the cluster O(name) to a retained generation instead of deploying O(spec).
@@ -204,6 +211,11 @@ pruned:
   returned: with O(state=present), on success
   type: list
   elements: dict
+purged:
+  description: With O(state=absent) and O(purge=true), the generations dropped from the history.
+  returned: with O(state=absent)
+  type: list
+  elements: int
 rollback_of:
   description: With O(rollback), the generation the cluster returned to.
   returned: with O(rollback=true), when a generation was found
@@ -345,8 +357,9 @@ def _present(module: AnsibleModule, store: DcmStore, result: dict) -> None:
 def _absent(module: AnsibleModule, store: DcmStore, result: dict) -> None:
     name = module.params["name"]
     result["name"] = name
-    removed = store.remove_cluster(name, check_mode=module.check_mode)
-    result["changed"] = removed is not None
+    removed, purged = store.remove_cluster(name, check_mode=module.check_mode, purge=module.params["purge"])
+    result["changed"] = removed is not None or bool(purged)
+    result["purged"] = purged
     if removed is not None:
         result["record"] = public_record(removed)
     if module._diff:
@@ -374,6 +387,7 @@ def main() -> None:
             "origin": {"type": "str", "choices": ["deploy", "refresh"], "default": "deploy"},
             "rollback": {"type": "bool", "default": False},
             "generation": {"type": "int"},
+            "purge": {"type": "bool", "default": False},
             **ETCD_OPTIONS,
         },
         required_if=[("state", "absent", ("name",)), ("rollback", True, ("name",))],

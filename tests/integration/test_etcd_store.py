@@ -163,13 +163,14 @@ def test_reserve_generations_and_remove(clean_etcd):
     client.put(keys.status_key("face", "master"), '{"state": "running"}')
     client.put(keys.status_key("face", "worker-1"), '{"state": "running"}')
     client.put(keys.status_key("other", "master"), '{"state": "running"}')
-    removed = store.remove_cluster("face")
+    removed, purged = store.remove_cluster("face")
+    assert purged == []
     assert removed["generation"] == 3
     assert client.get(keys.cluster_key("face")) is None
     assert client.get_prefix(keys.status_prefix("face"))[0] == []
     assert client.get(keys.status_key("other", "master")) is not None  # only its own status keys
     assert client.get(keys.cluster_key("other")) is not None
-    assert store.remove_cluster("face") is None
+    assert store.remove_cluster("face") == (None, [])
 
 
 # -- (c) the race ------------------------------------------------------------------

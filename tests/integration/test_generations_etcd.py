@@ -174,14 +174,31 @@ def test_a_rolling_step_that_never_gets_healthy_fails_and_stays_put(pool):
     assert json.loads(client.get(keys.cluster_key("face")).value)["rollout"]["done"] == ["worker-1"]
 
 
-def test_undeploy_queues_every_generation_and_the_prune_keeps_what_is_in_use(pool):
+def test_undeploy_keeps_the_generations_and_a_redeploy_goes_on_from_them(pool):
+    client = pool.client
+    deploy(pool, "a")
+    deploy(pool, "b")
+    removed = run_module("dcm_cluster", {"state": "absent", "name": "face", **pool.module_args()})
+    assert removed["changed"] is True and removed["purged"] == []
+    assert sorted(history(client)) == [1, 2] and queue(client) == {}
+    again = deploy(pool, "b")
+    assert again["generation"] == 3 and sorted(history(client)) == [1, 2, 3]
+    back = run_module("dcm_cluster", {"name": "face", "rollback": True, "strategy": "all-at-once", **pool.module_args()})
+    assert back["rollback_of"] == 1 and back["generation"] == 4
+
+
+def test_a_purging_undeploy_queues_every_generation_and_the_prune_keeps_what_is_in_use(pool):
     client = pool.client
     deploy(pool, "a", keep=5)
     deploy(pool, "b", keep=5)
     assert queue(client) == {}
-    run_module("dcm_cluster", {"state": "absent", "name": "face", **pool.module_args()})
-    assert history(client) == {}
+    absent = {"state": "absent", "name": "face", "purge": True, **pool.module_args()}
+    before = pool.dump()
+    assert run_module("dcm_cluster", absent, check=True)["purged"] == [1, 2] and pool.dump() == before
+    assert run_module("dcm_cluster", absent)["purged"] == [1, 2]
+    assert history(client) == {} and client.get(keys.cluster_key("face")) is None
     assert sorted(e["generation"] for e in queue(client).values()) == [1, 2]
+    assert run_module("dcm_cluster", absent)["changed"] is False  # nothing left to remove or purge
     deploy(pool, "b")  # the same images deployed again before the registry was pruned
     prune = {"registry": REG, "registry_ca": pool.module_args()["etcd_ca_cert"], "grace": 0, **pool.module_args()}
     before = pool.dump()

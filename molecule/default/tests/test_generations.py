@@ -80,10 +80,12 @@ def spec_b(tmp_path_factory):
 
 @pytest.fixture(scope="module", autouse=True)
 def fresh_face(pool):
-    """Start without a face cluster (so its history starts here); remove it at the end."""
-    ok(playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={FACE}", timeout=900), "undeploy")
+    """Start without a face cluster or its history (so generations count from 1 here); purge it at the end."""
+    ok(playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={FACE}", "-e", "purge=true", timeout=900),
+       "undeploy")
+    assert pool.etcd_get("/dcm/generations/face/", prefix=True) == {}
     yield
-    playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={FACE}", timeout=900)
+    playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={FACE}", "-e", "purge=true", timeout=900)
 
 
 def test_a_package_change_is_a_new_generation_rolled_out_workers_first_master_last(pool, spec_b):
