@@ -23,8 +23,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "plugins"))
 
-from module_utils.gc import ImageInfo, plan_image_gc  # noqa: E402
-from module_utils.scheduler import Host, Request, schedule  # noqa: E402
+from module_utils.policy.gc import ImageInfo, plan_image_gc  # noqa: E402
+from module_utils.policy.scheduler import Host, Request, schedule  # noqa: E402
 
 G = 1 << 30
 

@@ -9,13 +9,14 @@
 #   debootstrap             builds base images offline (no image registry)
 #   openssl, rsync, git     TLS material, staging for ansible-test, file lists
 #   ShellCheck              so ansible-test sanity runs its shellcheck test (else skipped)
+#   docker-registry         the real distribution registry for the registry client tests
 #   python3-venv            only when the Python used for .venv cannot create one
 #
 # Usage: scripts/ensure-system-deps.sh [PYTHON]
 set -euo pipefail
 
 python=${1:-python3}
-packages=(docker.io etcd-server etcd-client busybox-static debootstrap openssl rsync git ca-certificates shellcheck)
+packages=(docker.io etcd-server etcd-client busybox-static debootstrap openssl rsync git ca-certificates shellcheck docker-registry)
 
 if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     packages+=(python3-venv)

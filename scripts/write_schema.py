@@ -9,7 +9,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "plugins"))
 
-from module_utils.spec_schema import SCHEMA  # noqa: E402
+from module_utils.spec.schema import SCHEMA  # noqa: E402
 
 TARGET = os.path.join(REPO, "schemas", "cluster-spec.schema.json")
 

@@ -11,6 +11,8 @@ options:
     description:
       - etcd client URLs of the pool's state store, for example V(https://10.0.0.11:2379).
       - Members are tried in order; one that does not answer is skipped.
+      - Every module of the collection accepts the etcd options, so that one C(module_defaults) entry for the
+        action group C(dcspark.dcm.dcm) serves a whole play; a module that keeps no state in etcd ignores them.
     type: list
     elements: str
     default: []

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import UnitError
-from ansible_collections.dcspark.dcm.plugins.module_utils.scheduler import least_requested_rate as _rate
-from ansible_collections.dcspark.dcm.plugins.module_utils.units import format_memory, parse_cpus, parse_memory
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import UnitError
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.scheduler import least_requested_rate as _rate
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.units import format_memory, parse_cpus, parse_memory
 
 
 def _memory(value: object, what: str) -> int:

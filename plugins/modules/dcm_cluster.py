@@ -262,13 +262,14 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError, ReservationConflict, ScheduleError
-from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient
-from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
-from ansible_collections.dcspark.dcm.plugins.module_utils.scheduler import ROLES
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec_loading import spec_from_param
-from ansible_collections.dcspark.dcm.plugins.module_utils.rollout import pick_generation
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, public_record, rollout_view
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError, ReservationConflict, ScheduleError
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import public_record
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.rollout import pick_generation
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.scheduler import ROLES
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.views import rollout_view
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.loading import spec_from_param
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
 
 
 IMAGE_KEYS = tuple(ROLES) + ("runtime",)
@@ -300,8 +301,8 @@ def _rollback_target(params: dict, store: DcmStore) -> dict:
     return pick_generation(current, store.history(name), params["generation"])
 
 
-def _present(module: AnsibleModule, store: DcmStore, result: dict) -> None:
-    params = module.params
+def _present(m: DcmModule) -> None:
+    params, store, result = m.params, m.store(), m.result
     if params["attempts"] < 1:
         raise DcmError(f"attempts must be >= 1, got {params['attempts']}")
     if params["keep"] < 1:
@@ -327,7 +328,7 @@ def _present(module: AnsibleModule, store: DcmStore, result: dict) -> None:
         images=images,
         deployed_by=params["deployed_by"],
         attempts=params["attempts"],
-        check_mode=module.check_mode,
+        check_mode=m.check_mode,
         network=network,
         keep=params["keep"],
         strategy=params["strategy"],
@@ -350,24 +351,40 @@ def _present(module: AnsibleModule, store: DcmStore, result: dict) -> None:
     if reservation.plan is not None:
         summary = reservation.plan.to_dict()
         result.update(hosts_used=summary["hosts_used"], hosts=summary["hosts"])
-    if module._diff:
+    if m.module._diff:
         result["diff"] = {"before": public_record(reservation.previous) or {}, "after": record}
 
 
-def _absent(module: AnsibleModule, store: DcmStore, result: dict) -> None:
-    name = module.params["name"]
+def _absent(m: DcmModule) -> None:
+    name, result = m.params["name"], m.result
     result["name"] = name
-    removed, purged = store.remove_cluster(name, check_mode=module.check_mode, purge=module.params["purge"])
+    removed, purged = m.store().remove_cluster(name, check_mode=m.check_mode, purge=m.params["purge"])
     result["changed"] = removed is not None or bool(purged)
     result["purged"] = purged
     if removed is not None:
         result["record"] = public_record(removed)
-    if module._diff:
+    if m.module._diff:
         result["diff"] = {"before": public_record(removed) or {}, "after": {}}
 
 
+def apply(m: DcmModule) -> None:
+    try:
+        if m.params["state"] == "present":
+            _present(m)
+        else:
+            _absent(m)
+    except ScheduleError as exc:
+        if "rollback_of" not in m.result:
+            raise
+        m.fail(f"cluster {m.result['name']}: generation {m.result['rollback_of']} no longer fits the pool, nothing "
+               f"was changed: {exc}", **exc.details())
+    except ReservationConflict as exc:
+        m.fail(str(exc), attempts=m.params["attempts"])
+
+
 def main() -> None:
-    module = AnsibleModule(
+    DcmModule(
+        AnsibleModule,
         argument_spec={
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "name": {"type": "str"},
@@ -388,35 +405,10 @@ def main() -> None:
             "rollback": {"type": "bool", "default": False},
             "generation": {"type": "int"},
             "purge": {"type": "bool", "default": False},
-            **ETCD_OPTIONS,
         },
         required_if=[("state", "absent", ("name",)), ("rollback", True, ("name",))],
         supports_check_mode=True,
-    )
-    result: dict = {"changed": False}
-    config = etcd_config(module.params)
-    if config is None:
-        module.fail_json(
-            msg="etcd_endpoints is empty: dcm_cluster keeps the cluster's desired state in the pool's etcd; "
-                "give its client URLs, e.g. etcd_endpoints: ['https://10.0.0.11:2379'], with the CA and "
-                "client certificate",
-            **result,
-        )
-    try:
-        store = DcmStore(EtcdClient(config))
-        if module.params["state"] == "present":
-            _present(module, store, result)
-        else:
-            _absent(module, store, result)
-    except ScheduleError as exc:
-        where = (f"cluster {result['name']}: generation {result['rollback_of']} no longer fits the pool, nothing "
-                 "was changed: " if "rollback_of" in result else "")
-        module.fail_json(msg=where + str(exc), node=exc.node, hosts=exc.plan or [], **result)
-    except ReservationConflict as exc:
-        module.fail_json(msg=str(exc), attempts=module.params["attempts"], **result)
-    except DcmError as exc:
-        module.fail_json(msg=str(exc), **result)
-    module.exit_json(**result)
+    ).run(apply)
 
 
 if __name__ == "__main__":

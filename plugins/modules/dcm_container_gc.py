@@ -122,63 +122,38 @@ not_removed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.docker_host import (
-    DEFAULT_DOCKER_HOST,
-    connect,
-    desired_on_host,
-    desired_records,
-    gather_containers,
-    remove_containers,
-    short_hostname,
-)
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.gc import plan_container_gc
-from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
+from ansible_collections.dcspark.dcm.plugins.module_utils.host.docker import DEFAULT_DOCKER_HOST, short_hostname
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
+from ansible_collections.dcspark.dcm.plugins.module_utils.ops.gc_pass import CONTAINERS, gc_pass
+
+
+def collect(m: DcmModule) -> None:
+    params = m.params
+    done = gc_pass(CONTAINERS, params["host_name"] or short_hostname(), store=m.store(), desired=params["desired"],
+                   docker_url=params["docker_host"], scope=params["scope_labels"], check_mode=m.check_mode)
+    m.result.update(
+        changed=bool(done.gone),
+        plan=done.plan,
+        removed=done.removed,
+        kept=done.kept,
+        not_removed=done.not_removed,
+        diff=done.diff(),
+    )
 
 
 def main() -> None:
-    module = AnsibleModule(
+    m = DcmModule(
+        AnsibleModule,
         argument_spec={
             "host_name": {"type": "str"},
             "desired": {"type": "list", "elements": "dict"},
             "scope_labels": {"type": "dict"},
             "docker_host": {"type": "str", "default": DEFAULT_DOCKER_HOST},
-            **ETCD_OPTIONS,
         },
+        etcd="optional",
         supports_check_mode=True,
     )
-    params = module.params
-    host_name = params["host_name"] or short_hostname()
-    client = None
-    try:
-        records = desired_records(params["desired"], etcd_config(params))
-        wanted = desired_on_host(records, host_name)
-        client = connect(params["docker_host"])
-        containers = gather_containers(client, params["scope_labels"])
-        plan = plan_container_gc(containers, wanted.nodes)
-        if module.check_mode:
-            removed, not_removed = [], {}
-            gone = {container.id for container in plan.selected}
-        else:
-            removed, not_removed = remove_containers(client, plan.selected)
-            gone = set(removed)
-    except DcmError as exc:
-        module.fail_json(msg=str(exc))
-    finally:
-        if client is not None:
-            client.close()
-    summary = plan.to_dict()
-    summary["host_name"] = host_name
-    before = sorted(container.name for container in containers)
-    after = sorted(container.name for container in containers if container.id not in gone)
-    module.exit_json(
-        changed=bool(gone),
-        plan=summary,
-        removed=removed,
-        kept=dict(plan.kept),
-        not_removed=not_removed,
-        diff={"before": {"containers": before}, "after": {"containers": after}},
-    )
+    m.run(collect)
 
 
 if __name__ == "__main__":

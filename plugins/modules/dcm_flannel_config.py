@@ -147,123 +147,55 @@ leases:
   elements: str
 """
 
-import ipaddress
 import json
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import (
-    EtcdClient, cmp_absent, cmp_mod_revision, op_put,
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.flannel_network import desired_config, stranding_changes
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.flannel_network import (
+    DEFAULT_PREFIX, FlannelNetwork, config_key,
 )
-from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
-
-# Keys whose change strands every host's subnet lease (flannel's Documentation/running.md, "Making changes at
-# runtime": the network range and the backend type cannot be changed without downtime).
-GUARDED = ("Network", "SubnetLen", "Backend")
-VNI_MAX = (1 << 24) - 1  # a VXLAN network identifier has 24 bits
 
 
-class ConfigError(ValueError):
-    """A parameter flannel would refuse; the message starts with the parameter's name."""
+def text(value: object) -> str:
+    """A configuration as the diff shows it (empty when absent)."""
+    if value is None:
+        return ""
+    return (json.dumps(value, indent=2, sort_keys=True) if isinstance(value, dict) else str(value)) + "\n"
 
 
-def config_key(prefix: str) -> str:
-    """``<prefix>/config`` the way flanneld builds it (Go's path.Join: one slash, none trailing)."""
-    if not prefix.startswith("/"):
-        raise ConfigError(f"prefix: must start with / (flanneld's --etcd-prefix), got {prefix!r}")
-    cleaned = "/" + "/".join(part for part in prefix.split("/") if part)
-    return cleaned.rstrip("/") + "/config"
-
-
-def subnets_prefix(prefix: str) -> str:
-    return config_key(prefix)[: -len("config")] + "subnets/"
-
-
-def _address(name: str, value: str, network: ipaddress.IPv4Network, subnet_len: int) -> str:
-    try:
-        address = ipaddress.IPv4Address(value)
-    except ValueError:
-        raise ConfigError(f"{name}: {value!r} is not an IPv4 address") from None
-    if address not in network:
-        raise ConfigError(f"{name}: {address} is not in network {network}")
-    if int(address) % (1 << (32 - subnet_len)):
-        raise ConfigError(f"{name}: {address} is not on a /{subnet_len} boundary (subnet_len)")
-    return str(address)
-
-
-def desired_config(network: str, subnet_len: int = 24, subnet_min: str | None = None,
-                   subnet_max: str | None = None, backend: dict | None = None) -> dict:
-    """flannel's configuration JSON for these parameters, validated as flanneld's CheckNetworkConfig does."""
-    try:
-        net = ipaddress.IPv4Network(network, strict=True)
-    except ValueError as exc:
-        hint = ""
-        try:
-            hint = f"; did you mean {ipaddress.IPv4Network(network, strict=False)}?"
-        except ValueError:
-            pass
-        raise ConfigError(f"network: {network!r} is not an IPv4 network in CIDR form ({exc}){hint}") from None
-    if net.prefixlen > 28:
-        raise ConfigError(f"network: {net} is too small for flannel (at most /28)")
-    low = net.prefixlen + 2
-    if not low <= subnet_len <= 30:
-        raise ConfigError(f"subnet_len: must be between {low} and 30 for network {net} (room for at least four "
-                          f"host subnets, at most /30), got {subnet_len}")
-    config: dict = {"Network": str(net), "SubnetLen": subnet_len}
-    if subnet_min:
-        config["SubnetMin"] = _address("subnet_min", subnet_min, net, subnet_len)
-    if subnet_max:
-        config["SubnetMax"] = _address("subnet_max", subnet_max, net, subnet_len)
-    if subnet_min and subnet_max and ipaddress.IPv4Address(subnet_min) > ipaddress.IPv4Address(subnet_max):
-        raise ConfigError(f"subnet_min: {subnet_min} is above subnet_max {subnet_max}")
-
-    backend = dict(backend or {})
-    kind = backend.get("type") or "vxlan"
-    if kind not in ("vxlan", "host-gw"):
-        raise ConfigError(f"backend.type: must be vxlan or host-gw, got {kind!r}")
-    config["Backend"] = {"Type": kind}
-    for option, key in (("vni", "VNI"), ("port", "Port"), ("direct_routing", "DirectRouting")):
-        value = backend.get(option)
-        if value is None:
-            continue
-        if kind != "vxlan":
-            raise ConfigError(f"backend.{option}: only the vxlan backend takes {key}; remove it for {kind}")
-        if option == "vni" and not 1 <= value <= VNI_MAX:
-            raise ConfigError(f"backend.vni: must be between 1 and {VNI_MAX}, got {value}")
-        if option == "port" and not 1 <= value <= 65535:
-            raise ConfigError(f"backend.port: must be a UDP port (1-65535), got {value}")
-        config["Backend"][key] = value
-    return config
-
-
-def effective(config: dict) -> dict:
-    """The guarded values as flanneld reads them: SubnetLen and Backend filled with flannel's defaults."""
-    result = {key: config.get(key) for key in GUARDED}
-    try:
-        prefixlen = ipaddress.IPv4Network(str(config.get("Network")), strict=False).prefixlen
-    except ValueError:
-        prefixlen = None
-    if not result["SubnetLen"] and prefixlen is not None:
-        result["SubnetLen"] = 24 if prefixlen <= 22 else prefixlen + 2  # flannel's pkg/subnet/config.go
-    if not result["Backend"]:
-        result["Backend"] = {"Type": "udp"}  # configuration.md: "Defaults to udp backend"
-    return result
-
-
-def stranding_changes(previous: object, desired: dict) -> list:
-    """``["Network 10.40.0.0/16 -> 10.50.0.0/16", ...]``: the guarded differences (all of them if not JSON)."""
-    if not isinstance(previous, dict):
-        return ["the stored value is not a JSON object"]
-    old, new = effective(previous), effective(desired)
-    return [f"{key} {json.dumps(old[key], sort_keys=True)} -> {json.dumps(new[key], sort_keys=True)}"
-            for key in GUARDED if old[key] != new[key]]
+def configure(m: DcmModule) -> None:
+    params = m.params
+    key = config_key(params["prefix"])
+    desired = desired_config(params["network"], params["subnet_len"], params["subnet_min"],
+                             params["subnet_max"], params["backend"])
+    m.result["key"] = key
+    network = FlannelNetwork(m.store().client, params["prefix"])
+    current = network.read()
+    leases = network.leases()
+    previous = current.value
+    changed = previous != desired
+    if changed and current.exists:
+        stranded = stranding_changes(previous, desired)
+        if stranded and not params["force"]:
+            m.fail(f"{key} already holds a different flannel network ({'; '.join(stranded)}). Changing Network, "
+                   f"SubnetLen or Backend strands every host's subnet ({len(leases)} lease(s) under "
+                   f"{network.leases_prefix}) and the containers on them. Keep the stored values, or stop flanneld on "
+                   f"every host, set force=true (flannel_config_force in the flannel role) and restart flanneld "
+                   f"and Docker everywhere.",
+                   previous=previous, config=desired, leases=leases)
+    if changed and not m.check_mode:
+        network.write(desired, current)
+    m.result.update(changed=changed, config=desired, previous=previous, leases=leases,
+                    diff={"before": text(previous), "after": text(desired), "before_header": key, "after_header": key})
 
 
 def main() -> None:
-    module = AnsibleModule(
+    m = DcmModule(
+        AnsibleModule,
         argument_spec={
-            "prefix": {"type": "str", "default": "/coreos.com/network"},
+            "prefix": {"type": "str", "default": DEFAULT_PREFIX},
             "network": {"type": "str", "required": True},
             "subnet_len": {"type": "int", "default": 24},
             "subnet_min": {"type": "str"},
@@ -279,62 +211,11 @@ def main() -> None:
                 },
             },
             "force": {"type": "bool", "default": False},
-            **ETCD_OPTIONS,
         },
+        etcd="required",
         supports_check_mode=True,
     )
-    params = module.params
-    try:
-        key = config_key(params["prefix"])
-        desired = desired_config(params["network"], params["subnet_len"], params["subnet_min"],
-                                 params["subnet_max"], params["backend"])
-    except ConfigError as exc:
-        module.fail_json(msg=str(exc))
-    config = etcd_config(params)
-    if config is None:
-        module.fail_json(msg="etcd_endpoints is empty: give the pool's etcd client URLs, e.g. ['https://10.0.0.11:2379']",
-                         key=key)
-
-    try:
-        client = EtcdClient(config)
-        current = client.get(key)
-        leases_prefix = subnets_prefix(params["prefix"])
-        lease_kvs, _revision = client.get_prefix(leases_prefix, keys_only=True)
-        leases = sorted(kv.key[len(leases_prefix):] for kv in lease_kvs)
-        previous: object = None
-        if current is not None:
-            try:
-                previous = json.loads(current.value)
-            except ValueError:
-                previous = current.value
-        changed = previous != desired
-        if changed and current is not None:
-            stranded = stranding_changes(previous, desired)
-            if stranded and not params["force"]:
-                module.fail_json(
-                    msg=f"{key} already holds a different flannel network ({'; '.join(stranded)}). Changing Network, "
-                        f"SubnetLen or Backend strands every host's subnet ({len(leases)} lease(s) under "
-                        f"{leases_prefix}) and the containers on them. Keep the stored values, or stop flanneld on "
-                        f"every host, set force=true (flannel_config_force in the flannel role) and restart flanneld "
-                        f"and Docker everywhere.",
-                    key=key, previous=previous, config=desired, leases=leases)
-        if changed and not module.check_mode:
-            guard = cmp_absent(key) if current is None else cmp_mod_revision(key, current.mod_revision)
-            succeeded, _responses, _rev = client.txn([guard], [op_put(key, json.dumps(desired))])
-            if not succeeded:
-                module.fail_json(msg=f"{key} changed while this module was writing it (another writer); run again",
-                                 key=key)
-    except DcmError as exc:
-        module.fail_json(msg=str(exc), key=key)
-
-    def text(value: object) -> str:
-        if value is None:
-            return ""
-        return (json.dumps(value, indent=2, sort_keys=True) if isinstance(value, dict) else str(value)) + "\n"
-
-    module.exit_json(changed=changed, key=key, config=desired, previous=previous, leases=leases,
-                     diff={"before": text(previous), "after": text(desired),
-                           "before_header": key, "after_header": key})
+    m.run(configure)
 
 
 if __name__ == "__main__":

@@ -87,11 +87,8 @@ nodes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import keys
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient
-from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import naming
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
 
 
 def _state(cordon: dict | None) -> str:
@@ -100,36 +97,33 @@ def _state(cordon: dict | None) -> str:
     return "drained" if cordon.get("drain") else "cordoned"
 
 
+def set_host(m: DcmModule) -> None:
+    name, state, reason = m.params["name"], m.params["state"], m.params["reason"]
+    store = m.store()
+    snap = store.snapshot()
+    nodes = sorted(f"{cluster}/{node}" for cluster, record in snap.clusters.items()
+                   for node, host in naming.placed_nodes(record) if host == name)
+    if name not in snap.hosts and not nodes and name not in snap.cordons:
+        m.fail(f"host {name} is not in the pool: no agent registered it and no cluster places a "
+               f"node on it (hosts: {', '.join(sorted(snap.hosts)) or 'none'}); check the name")
+    previous = snap.cordons.get(name)
+    changed = store.set_cordon(name, state != "active", reason=reason, drain=state == "drained",
+                               check_mode=m.check_mode)
+    m.result.update(changed=changed, name=name, state=state, previous=previous, nodes=nodes,
+                    diff={"before": {"state": _state(previous), "reason": (previous or {}).get("reason", "")},
+                          "after": {"state": state, "reason": reason if state != "active" else ""}})
+
+
 def main() -> None:
-    module = AnsibleModule(
+    DcmModule(
+        AnsibleModule,
         argument_spec={
             "name": {"type": "str", "required": True},
             "state": {"type": "str", "choices": ["active", "cordoned", "drained"], "default": "cordoned"},
             "reason": {"type": "str", "default": ""},
-            **ETCD_OPTIONS,
         },
         supports_check_mode=True,
-    )
-    config = etcd_config(module.params)
-    if config is None:
-        module.fail_json(msg="etcd_endpoints is empty: give the pool's etcd client URLs, e.g. ['https://10.0.0.11:2379']")
-    name, state, reason = module.params["name"], module.params["state"], module.params["reason"]
-    try:
-        store = DcmStore(EtcdClient(config))
-        snap = store.snapshot()
-        nodes = sorted(f"{cluster}/{node}" for cluster, record in snap.clusters.items()
-                       for node, host in keys.placed_nodes(record) if host == name)
-        if name not in snap.hosts and not nodes and name not in snap.cordons:
-            module.fail_json(msg=f"host {name} is not in the pool: no agent registered it and no cluster places a "
-                                 f"node on it (hosts: {', '.join(sorted(snap.hosts)) or 'none'}); check the name")
-        previous = snap.cordons.get(name)
-        changed = store.set_cordon(name, state != "active", reason=reason, drain=state == "drained",
-                                   check_mode=module.check_mode)
-    except DcmError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=changed, name=name, state=state, previous=previous, nodes=nodes,
-                     diff={"before": {"state": _state(previous), "reason": (previous or {}).get("reason", "")},
-                           "after": {"state": state, "reason": reason if state != "active" else ""}})
+    ).run(set_host)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ author:
 requirements:
   - Linux (C(/proc), C(/sys/fs/cgroup)).
   - The Docker SDK for Python (C(docker)) on the managed host for the C(docker) part only.
+extends_documentation_fragment:
+  - dcspark.dcm.etcd
 attributes:
   check_mode:
     support: full
@@ -232,41 +234,35 @@ docker_error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import hostinfo
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import UnitError
-from ansible_collections.dcspark.dcm.plugins.module_utils.units import format_cpus, parse_cpus, parse_memory
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError, UnitError
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.units import format_cpus, parse_cpus, parse_memory
+from ansible_collections.dcspark.dcm.plugins.module_utils.host import hostinfo
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "reserve_cpus": {"type": "float", "default": 0.5},
-            "reserve_memory": {"type": "str", "default": "512m"},
-            "gather_docker": {"type": "bool", "default": True},
-            "docker_host": {"type": "str", "default": "unix://var/run/docker.sock"},
-        },
-        supports_check_mode=True,
-    )
+def _parsed(name: str, parse, value: object):
+    """``parse(value)``; a bad quantity fails naming the option."""
     try:
-        reserve_cpus = parse_cpus(module.params["reserve_cpus"])
+        return parse(value)
     except UnitError as exc:
-        module.fail_json(msg=f"reserve_cpus: {exc}")
-    try:
-        reserve_memory = parse_memory(module.params["reserve_memory"])
-    except UnitError as exc:
-        module.fail_json(msg=f"reserve_memory: {exc}")
+        raise DcmError(f"{name}: {exc}") from None
 
+
+def gather(m: DcmModule) -> None:
+    params = m.params
+    reserve_cpus = _parsed("reserve_cpus", parse_cpus, params["reserve_cpus"])
+    reserve_memory = _parsed("reserve_memory", parse_memory, params["reserve_memory"])
     try:
         cpus = hostinfo.cpus()
         memory = hostinfo.memory()
         disk = hostinfo.disk("/")
     except OSError as exc:
-        module.fail_json(msg=f"cannot read the host's resources: {exc}")
+        raise DcmError(f"cannot read the host's resources: {exc}") from None
     alloc_cpus, alloc_memory = hostinfo.allocatable(cpus.value, memory.value, reserve_cpus, reserve_memory)
     address, interface, address_error = hostinfo.address()
 
-    result: dict = {
-        "changed": False,
+    result = m.result
+    result.update({
         "cpus": format_cpus(cpus.value),
         "cpu_source": cpus.source,
         "memory": memory.value,
@@ -283,14 +279,28 @@ def main() -> None:
         "hostname": hostinfo.hostname(),
         "kernel": hostinfo.kernel(),
         "docker": None,
-    }
+    })
     if address_error:
         result["address_error"] = address_error
-    if module.params["gather_docker"]:
-        result["docker"], docker_error = hostinfo.docker_facts(module.params["docker_host"])
+    if params["gather_docker"]:
+        result["docker"], docker_error = hostinfo.docker_facts(params["docker_host"])
         if docker_error:
             result["docker_error"] = docker_error
-    module.exit_json(**result)
+
+
+def main() -> None:
+    m = DcmModule(
+        AnsibleModule,
+        argument_spec={
+            "reserve_cpus": {"type": "float", "default": 0.5},
+            "reserve_memory": {"type": "str", "default": "512m"},
+            "gather_docker": {"type": "bool", "default": True},
+            "docker_host": {"type": "str", "default": "unix://var/run/docker.sock"},
+        },
+        etcd=None,
+        supports_check_mode=True,
+    )
+    m.run(gather)
 
 
 if __name__ == "__main__":

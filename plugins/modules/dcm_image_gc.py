@@ -199,24 +199,38 @@ freed_bytes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.docker_host import (
+from ansible_collections.dcspark.dcm.plugins.module_utils.host.docker import (
     DEFAULT_DOCKER_HOST,
     DEFAULT_LAST_USED_FILE,
-    connect,
-    desired_on_host,
-    desired_records,
-    gather_images,
-    read_last_used,
-    remove_images,
     short_hostname,
 )
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.gc import DEFAULT_THRESHOLD, plan_image_gc
-from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
+from ansible_collections.dcspark.dcm.plugins.module_utils.ops.gc_pass import IMAGES, gc_pass
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.gc import DEFAULT_THRESHOLD
+
+
+def collect(m: DcmModule) -> None:
+    params = m.params
+    threshold = params["threshold"]
+    if not 0.0 <= threshold <= 1.0:
+        m.fail(f"threshold must be between 0 and 1 (a fraction of the disk), got {threshold}")
+    done = gc_pass(IMAGES, params["host_name"] or short_hostname(), store=m.store(), desired=params["desired"],
+                   docker_url=params["docker_host"], scope=params["scope_labels"], threshold=threshold,
+                   include_foreign=params["include_foreign"], last_used_file=params["last_used_file"],
+                   check_mode=m.check_mode)
+    m.result.update(
+        changed=bool(done.gone),
+        plan=done.plan,
+        removed=done.removed,
+        not_removed=done.not_removed,
+        freed_bytes=done.freed_bytes,
+        diff=done.diff(),
+    )
 
 
 def main() -> None:
-    module = AnsibleModule(
+    m = DcmModule(
+        AnsibleModule,
         argument_spec={
             "threshold": {"type": "float", "default": DEFAULT_THRESHOLD},
             "include_foreign": {"type": "bool", "default": False},
@@ -225,50 +239,11 @@ def main() -> None:
             "last_used_file": {"type": "path", "default": DEFAULT_LAST_USED_FILE},
             "scope_labels": {"type": "dict"},
             "docker_host": {"type": "str", "default": DEFAULT_DOCKER_HOST},
-            **ETCD_OPTIONS,
         },
+        etcd="optional",
         supports_check_mode=True,
     )
-    params = module.params
-    threshold = params["threshold"]
-    if not 0.0 <= threshold <= 1.0:
-        module.fail_json(msg=f"threshold must be between 0 and 1 (a fraction of the disk), got {threshold}")
-    host_name = params["host_name"] or short_hostname()
-    client = None
-    try:
-        records = desired_records(params["desired"], etcd_config(params))
-        wanted = desired_on_host(records, host_name)
-        last_used = read_last_used(params["last_used_file"])
-        client = connect(params["docker_host"])
-        inventory = gather_images(client, last_used, params["scope_labels"])
-        plan = plan_image_gc(
-            inventory.images, inventory.used, inventory.capacity, threshold,
-            protected=wanted.image_refs, include_foreign=params["include_foreign"],
-        )
-        if module.check_mode:
-            removed, not_removed = [], {}
-            gone = {image.id for image in plan.selected}
-            freed = plan.freed
-        else:
-            removed, not_removed = remove_images(client, plan.selected)
-            gone = set(removed)
-            freed = sum(image.unique_size for image in plan.selected if image.id in gone)
-    except DcmError as exc:
-        module.fail_json(msg=str(exc))
-    finally:
-        if client is not None:
-            client.close()
-    summary = plan.to_dict()
-    summary.update(data_root=inventory.data_root, host_name=host_name, out_of_scope=inventory.out_of_scope)
-    before = sorted(image.id for image in inventory.images)
-    module.exit_json(
-        changed=bool(gone),
-        plan=summary,
-        removed=removed,
-        not_removed=not_removed,
-        freed_bytes=freed,
-        diff={"before": {"images": before}, "after": {"images": [i for i in before if i not in gone]}},
-    )
+    m.run(collect)
 
 
 if __name__ == "__main__":

@@ -105,37 +105,28 @@ events:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils import keys
-from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient, decode_json
-from ansible_collections.dcspark.dcm.plugins.module_utils.events import read_events
-from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, pool_view, read_histories, read_status
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.views import pool_view
+
+
+def read_pool(m: DcmModule) -> None:
+    cluster = m.params["cluster"]
+    store = m.store()
+    snap = store.snapshot()
+    view = pool_view(snap, store.status(snap.revision), cluster, store.events(m.params["events"], cluster, snap.revision),
+                     store.leader(snap.revision), store.histories(snap.revision, cluster))
+    m.result.update(view)
+    if cluster and m.params["must_exist"] and not view["clusters"]:
+        m.fail(f"cluster {cluster} has no record in etcd (deployed clusters: {', '.join(sorted(snap.clusters)) or 'none'})")
 
 
 def main() -> None:
-    module = AnsibleModule(
+    DcmModule(
+        AnsibleModule,
         argument_spec={"cluster": {"type": "str"}, "must_exist": {"type": "bool", "default": False},
-                       "events": {"type": "int", "default": 20}, **ETCD_OPTIONS},
+                       "events": {"type": "int", "default": 20}},
         supports_check_mode=True,
-    )
-    config = etcd_config(module.params)
-    if config is None:
-        module.fail_json(msg="etcd_endpoints is empty: give the pool's etcd client URLs, e.g. ['https://10.0.0.11:2379']")
-    cluster = module.params["cluster"]
-    try:
-        client = EtcdClient(config)
-        snap = DcmStore(client).snapshot()
-        events = read_events(client, module.params["events"], cluster, snap.revision)
-        leader = decode_json(client.get(keys.LEADER, revision=snap.revision))
-        histories = read_histories(client, snap.revision, cluster)
-        view = pool_view(snap, read_status(client, snap.revision), cluster, events, leader, histories)
-    except DcmError as exc:
-        module.fail_json(msg=str(exc))
-    if cluster and module.params["must_exist"] and not view["clusters"]:
-        module.fail_json(msg=f"cluster {cluster} has no record in etcd (deployed clusters: "
-                             f"{', '.join(sorted(snap.clusters)) or 'none'})", **view)
-    module.exit_json(changed=False, **view)
+    ).run(read_pool)
 
 
 if __name__ == "__main__":

@@ -86,97 +86,58 @@ foreign:
   elements: str
 """
 
-import json
 import time
-from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import open_url
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import keys
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient, cmp_mod_revision, op_delete
-from ansible_collections.dcspark.dcm.plugins.module_utils.events import EventLog
-from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
-from ansible_collections.dcspark.dcm.plugins.module_utils.registry import images_in_use, parse_reference, prune_plan
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, read_histories
-
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-])
+from ansible_collections.dcspark.dcm.plugins.module_utils.host.registry import RegistryClient
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.registry import images_in_use, parse_reference, prune_plan
 
 
-def delete_manifest(reference: str, ca: str, timeout: int) -> None:
-    """Delete the manifest ``reference`` names; a manifest already gone is fine."""
-    registry, repository, tag, digest = parse_reference(reference)
-    base = f"https://{registry}/v2/{repository}/manifests/"
-    try:
-        if digest is None:  # by tag: the registry deletes by digest only
-            answer = open_url(base + tag, method="HEAD", ca_path=ca, timeout=timeout, headers={"Accept": MANIFEST_TYPES})
-            digest = answer.headers.get("Docker-Content-Digest")
-        open_url(base + digest, method="DELETE", ca_path=ca, timeout=timeout, headers={"Accept": MANIFEST_TYPES})
-    except HTTPError as exc:
-        if exc.code == 404:
-            return
-        if exc.code == 405:
-            raise DcmError(f"{registry} refuses to delete manifests (HTTP 405): enable storage.delete in its "
-                           "configuration (the dcspark.dcm.registry role does)") from None
-        raise DcmError(f"deleting {reference}: HTTP {exc.code} from {registry}") from None
-    except (URLError, OSError) as exc:
-        raise DcmError(f"deleting {reference}: cannot reach {registry} ({exc})") from None
+def prune(m: DcmModule) -> None:
+    params = m.params
+    result = m.result
+    if params["grace"] < 0:
+        m.fail(f"grace must be 0 or more seconds, got {params['grace']}")
+    store = m.store()
+    snap = store.snapshot()
+    queued = store.prune_queue(snap.revision)
+    used = images_in_use(snap.clusters.values(), store.histories(snap.revision))
+    plan = prune_plan({key: entry for key, (entry, _rev) in queued.items()}, used, params["registry"], time.time(),
+                      params["grace"])
+    result.update(kept=plan.kept, waiting=plan.waiting, foreign=plan.foreign)
+    if m.check_mode:
+        result.update(deleted=plan.delete, changed=bool(plan.delete or plan.done))
+        return
+    registry = RegistryClient(params["registry"], params["registry_ca"], params["timeout"]) if plan.delete else None
+    for reference in plan.delete:
+        registry.delete(reference)
+        result["deleted"].append(reference)
+        result["changed"] = True
+    if result["deleted"]:
+        store.event_log("dcm_registry_prune").record(
+            "prune", f"{params['registry']}: deleted {len(result['deleted'])} image(s) of generations no longer "
+                     f"retained ({', '.join(sorted({parse_reference(r)[1] for r in result['deleted']}))})")
+    for key in plan.done:
+        # a queue entry rewritten meanwhile (the same generation queued again) stays for the next run
+        result["changed"] = store.settle_prune(key, queued[key][1]) or result["changed"]
 
 
 def main() -> None:
-    module = AnsibleModule(
+    m = DcmModule(
+        AnsibleModule,
         argument_spec={
             "registry": {"type": "str", "required": True},
             "registry_ca": {"type": "path", "required": True},
             "grace": {"type": "int", "default": 600},
             "timeout": {"type": "int", "default": 30},
-            **ETCD_OPTIONS,
         },
+        etcd="required",
         supports_check_mode=True,
     )
-    params = module.params
-    result: dict = {"changed": False, "deleted": [], "kept": [], "waiting": [], "foreign": []}
-    config = etcd_config(params)
-    if config is None:
-        module.fail_json(msg="etcd_endpoints is empty: give the pool's etcd client URLs, e.g. ['https://10.0.0.11:2379']",
-                         **result)
-    if params["grace"] < 0:
-        module.fail_json(msg=f"grace must be 0 or more seconds, got {params['grace']}", **result)
-    try:
-        client = EtcdClient(config)
-        snap = DcmStore(client).snapshot()
-        queue_kvs, _rev = client.get_prefix(keys.REGISTRY_PRUNE, revision=snap.revision)
-        queue = {kv.key: json.loads(kv.value) for kv in queue_kvs}
-        revisions = {kv.key: kv.mod_revision for kv in queue_kvs}
-        used = images_in_use(snap.clusters.values(), read_histories(client, snap.revision))
-        plan = prune_plan(queue, used, params["registry"], time.time(), params["grace"])
-        result.update(kept=plan.kept, waiting=plan.waiting, foreign=plan.foreign)
-        if module.check_mode:
-            result.update(deleted=plan.delete, changed=bool(plan.delete or plan.done))
-            module.exit_json(**result)
-        for reference in plan.delete:
-            delete_manifest(reference, params["registry_ca"], params["timeout"])
-            result["deleted"].append(reference)
-            result["changed"] = True
-        if result["deleted"]:
-            EventLog(client, source="dcm_registry_prune").record(
-                "prune", f"{params['registry']}: deleted {len(result['deleted'])} image(s) of generations no longer "
-                         f"retained ({', '.join(sorted({parse_reference(r)[1] for r in result['deleted']}))})")
-        for key in plan.done:
-            # a queue entry rewritten meanwhile (the same generation queued again) stays for the next run
-            ok, _responses, _rev = client.txn([cmp_mod_revision(key, revisions[key])], [op_delete(key)])
-            result["changed"] = result["changed"] or ok
-    except ValueError as exc:
-        module.fail_json(msg=f"a prune-queue entry under {keys.REGISTRY_PRUNE} is not JSON: {exc}", **result)
-    except DcmError as exc:
-        module.fail_json(msg=str(exc), **result)
-    module.exit_json(**result)
+    m.result.update(deleted=[], kept=[], waiting=[], foreign=[])
+    m.run(prune)
 
 
 if __name__ == "__main__":

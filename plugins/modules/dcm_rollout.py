@@ -92,109 +92,41 @@ waiting:
   elements: str
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import keys
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient, cmp_mod_revision, op_put
-from ansible_collections.dcspark.dcm.plugins.module_utils.events import EventLog
-from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
-from ansible_collections.dcspark.dcm.plugins.module_utils.rollout import advance, moved_ready, next_batch
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec import canonical_json
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, read_status
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
+from ansible_collections.dcspark.dcm.plugins.module_utils.ops.rollout import planned_steps, roll
 
 
-class StepTimeout(DcmError):
-    def __init__(self, message: str, waiting: list) -> None:
-        super().__init__(message)
-        self.waiting = waiting
-
-
-def planned_steps(record: dict, batch: int) -> list:
-    """Every step the rollout of ``record`` would still take, without waiting (check mode)."""
-    steps = []
-    while record.get("rollout"):
-        nodes = next_batch(record, batch)
-        steps.append({"nodes": nodes, "seconds": 0.0})
-        record = advance(record, nodes)
-    return steps
-
-
-def roll(client: EtcdClient, name: str, batch: int, step_timeout: float, poll: float, result: dict) -> bool:
-    """Move ``name`` through its rollout; True when anything was written."""
-    key = keys.cluster_key(name)
-    store = DcmStore(client)
-    events = EventLog(client, source="dcm_rollout")
-    started = time.monotonic()
-    step_deadline = started + step_timeout
-    changed = False
-    while True:
-        record, revision = store.read_cluster(name)
-        if record is None:
-            raise DcmError(f"cluster {name} has no record in etcd (removed during the rollout?)")
+def run_rollout(m: DcmModule) -> None:
+    params, result = m.params, m.result
+    result.update(steps=[], generation=None, from_generation=None)
+    if params["batch"] < 1 or params["step_timeout"] < 1 or params["poll"] <= 0:
+        raise DcmError(f"batch and step_timeout must be at least 1 and poll above 0, got batch {params['batch']}, "
+                       f"step_timeout {params['step_timeout']}, poll {params['poll']}")
+    store = m.store()
+    if m.check_mode:
+        record = store.get_cluster(params["name"]) or {}
         result["generation"] = record.get("generation")
-        if not record.get("rollout"):
-            return changed
-        result["from_generation"] = record["rollout"]["from"].get("generation")
-        ready, waiting = moved_ready(record, read_status(client))
-        if not ready:
-            if time.monotonic() > step_deadline:
-                raise StepTimeout(
-                    f"cluster {name}: the nodes moved to generation {record.get('generation')} did not run healthy "
-                    f"within {step_timeout:g} s ({'; '.join(waiting)}). The rollout stays where it is: fix the "
-                    "cause and deploy again to continue, or roll back", waiting)
-            time.sleep(poll)
-            continue
-        nodes = next_batch(record, batch)
-        moved = advance(record, nodes)
-        ok, _responses, _rev = client.txn([cmp_mod_revision(key, revision)], [op_put(key, canonical_json(moved))])
-        if ok:
-            changed = True
-            result["steps"].append({"nodes": nodes, "seconds": round(time.monotonic() - started, 1)})
-            events.record("rollout", f"cluster {name}: {', '.join(nodes)} moved from generation "
-                                     f"{result['from_generation']} to {record.get('generation')}"
-                                     + ("" if moved.get("rollout") else " (the rollout is complete)"), cluster=name)
-            step_deadline = time.monotonic() + step_timeout
+        result["from_generation"] = ((record.get("rollout") or {}).get("from") or {}).get("generation")
+        result["steps"] = planned_steps(record, params["batch"])
+        result["changed"] = bool(result["steps"])
+    else:
+        result["changed"] = roll(store, params["name"], params["batch"], params["step_timeout"], params["poll"], result)
 
 
 def main() -> None:
-    module = AnsibleModule(
+    DcmModule(
+        AnsibleModule,
         argument_spec={
             "name": {"type": "str", "required": True},
             "batch": {"type": "int", "default": 2},
             "step_timeout": {"type": "int", "default": 600},
             "poll": {"type": "float", "default": 1.0},
-            **ETCD_OPTIONS,
         },
         supports_check_mode=True,
-    )
-    params = module.params
-    result: dict = {"changed": False, "steps": [], "generation": None, "from_generation": None}
-    config = etcd_config(params)
-    if config is None:
-        module.fail_json(msg="etcd_endpoints is empty: give the pool's etcd client URLs, e.g. ['https://10.0.0.11:2379']",
-                         **result)
-    if params["batch"] < 1 or params["step_timeout"] < 1 or params["poll"] <= 0:
-        module.fail_json(msg=f"batch and step_timeout must be at least 1 and poll above 0, got batch {params['batch']}, "
-                             f"step_timeout {params['step_timeout']}, poll {params['poll']}", **result)
-    try:
-        client = EtcdClient(config)
-        if module.check_mode:
-            record = DcmStore(client).get_cluster(params["name"]) or {}
-            result["generation"] = record.get("generation")
-            result["from_generation"] = ((record.get("rollout") or {}).get("from") or {}).get("generation")
-            result["steps"] = planned_steps(record, params["batch"])
-            result["changed"] = bool(result["steps"])
-        else:
-            result["changed"] = roll(client, params["name"], params["batch"], params["step_timeout"], params["poll"],
-                                     result)
-    except StepTimeout as exc:
-        module.fail_json(msg=str(exc), waiting=exc.waiting, **result)
-    except DcmError as exc:
-        module.fail_json(msg=str(exc), **result)
-    module.exit_json(**result)
+    ).run(run_rollout)
 
 
 if __name__ == "__main__":

@@ -149,12 +149,10 @@ revision:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError, ScheduleError
-from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient
-from ansible_collections.dcspark.dcm.plugins.module_utils.options import ETCD_OPTIONS, etcd_config
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec import spec_hash
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec_loading import spec_from_param
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore, plan_cluster, what_if_hosts
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import plan_cluster, what_if_hosts
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.loading import spec_from_param
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import spec_hash
 
 HOST_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -167,40 +165,37 @@ HOST_OPTIONS = {
 }
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "spec": {"type": "raw", "required": True},
-            "hosts": {"type": "list", "elements": "dict", "options": HOST_OPTIONS},
-            **ETCD_OPTIONS,
-        },
-        supports_check_mode=True,
-    )
-    result: dict = {"changed": False}
-    try:
-        spec = spec_from_param(module.params["spec"])
-        if module.params["hosts"] is not None:
-            hosts = what_if_hosts(module.params["hosts"])
-        else:
-            config = etcd_config(module.params)
-            if config is None:
-                module.fail_json(msg="give either hosts (what-if planning) or etcd_endpoints (plan on the live pool)")
-            snapshot = DcmStore(EtcdClient(config)).snapshot()
-            result["revision"] = snapshot.revision
-            hosts = snapshot.pool(exclude_cluster=spec["name"])
-        plan = plan_cluster(spec, hosts)
-    except ScheduleError as exc:
-        module.fail_json(msg=str(exc), node=exc.node, hosts=exc.plan or [], **result)
-    except DcmError as exc:
-        module.fail_json(msg=str(exc), **result)
-    summary = plan.to_dict()
-    result.update(
+def schedule(m: DcmModule) -> None:
+    spec = spec_from_param(m.params["spec"])
+    if m.params["hosts"] is not None:
+        hosts = what_if_hosts(m.params["hosts"])
+    else:
+        store = m.store()
+        if store is None:
+            m.fail("give either hosts (what-if planning) or etcd_endpoints (plan on the live pool)")
+        snapshot = store.snapshot()
+        m.result["revision"] = snapshot.revision
+        hosts = snapshot.pool(exclude_cluster=spec["name"])
+    summary = plan_cluster(spec, hosts).to_dict()  # a ScheduleError fails with its node and hosts
+    m.result.update(
         placement=summary["placement"],
         hosts_used=summary["hosts_used"],
         hosts=summary["hosts"],
         spec_hash=spec_hash(spec),
     )
-    module.exit_json(**result)
+
+
+def main() -> None:
+    m = DcmModule(
+        AnsibleModule,
+        argument_spec={
+            "spec": {"type": "raw", "required": True},
+            "hosts": {"type": "list", "elements": "dict", "options": HOST_OPTIONS},
+        },
+        etcd="optional",
+        supports_check_mode=True,
+    )
+    m.run(schedule)
 
 
 if __name__ == "__main__":

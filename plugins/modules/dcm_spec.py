@@ -17,6 +17,8 @@ description:
   - Changes nothing anywhere; the first step of C(deploy_cluster.yml).
 author:
   - DCSpark developers (@dcspark)
+extends_documentation_fragment:
+  - dcspark.dcm.etcd
 attributes:
   check_mode:
     support: full
@@ -29,9 +31,18 @@ attributes:
     description: Reads only.
 options:
   spec:
-    description: The cluster spec, as a path to its JSON file on the host that runs the module, or as a dict.
+    description:
+      - The cluster spec, as a path to its JSON file on the host that runs the module, or as a dict.
+      - Exactly one of O(spec) and O(name) is required.
     type: raw
-    required: true
+  name:
+    description:
+      - A bare cluster name to check against the spec's rule for C(name) (a DNS label of at most 40 characters),
+        for playbooks that act on a cluster by name (undeploy, rollback, status) without its spec.
+      - 'The error is the spec validator''s own, for example C(name: must be a DNS label: ..., got "Bad_Name").'
+      - Only RV(name) is returned.
+      - Exactly one of O(spec) and O(name) is required.
+    type: str
   base_dir:
     description:
       - Folder C(runtime.app_dir) is relative to. Defaults to the spec file's folder; required for a dict
@@ -50,28 +61,32 @@ EXAMPLES = r"""
 - name: Show where its application comes from
   ansible.builtin.debug:
     msg: "{{ face.spec.name }} ({{ face.spec_hash }}): app from {{ face.app_dir }}"
+
+- name: Check a cluster name given on the command line (-e cluster=face)
+  dcspark.dcm.dcm_spec:
+    name: "{{ cluster }}"
 """
 
 RETURN = r"""
 spec:
   description: The normalized spec.
-  returned: success
+  returned: when O(spec) is given
   type: dict
 spec_hash:
   description: Hash of the normalized spec (what decides whether a cluster record changes).
-  returned: success
+  returned: when O(spec) is given
   type: str
 name:
-  description: The cluster's name.
+  description: The cluster's name (the spec's, or O(name) once it is valid).
   returned: success
   type: str
 app_dir:
   description: Absolute path of the application folder, or an empty string when the spec has none.
-  returned: success
+  returned: when O(spec) is given
   type: str
 requests:
   description: CPU (millicpus) and memory (bytes) of one master, driver and worker, and the worker count.
-  returned: success
+  returned: when O(spec) is given
   type: dict
   sample: {"master": [500, 805306368], "driver": [1000, 1073741824], "worker": [1000, 1610612736], "workers": 3}
 """
@@ -80,9 +95,11 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec import node_requests, spec_hash
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec_loading import spec_from_param
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.loading import spec_from_param
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import node_requests, spec_hash, validate_schema
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.schema import SCHEMA
 
 
 def resolve_app_dir(spec: dict, base_dir: str | None) -> str:
@@ -102,29 +119,45 @@ def resolve_app_dir(spec: dict, base_dir: str | None) -> str:
     return folder
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={"spec": {"type": "raw", "required": True}, "base_dir": {"type": "path"}},
-        supports_check_mode=True,
-    )
-    value = module.params["spec"]
-    base_dir = module.params["base_dir"]
+def check_name(name: str) -> str:
+    """``name`` when the spec schema's rule for a cluster name accepts it, else its problems as the spec
+    validator words them."""
+    problems = validate_schema(name, SCHEMA["properties"]["name"], "name")
+    if problems:
+        raise DcmError("; ".join(problems))
+    return name
+
+
+def validate(m: DcmModule) -> None:
+    if m.params["name"] is not None:
+        m.result["name"] = check_name(m.params["name"])
+        return
+    value = m.params["spec"]
+    base_dir = m.params["base_dir"]
     if base_dir is None and isinstance(value, str) and value:
         base_dir = os.path.dirname(os.path.abspath(value))
-    try:
-        spec = spec_from_param(value)
-        app_dir = resolve_app_dir(spec, base_dir)
-    except DcmError as exc:
-        module.fail_json(msg=str(exc))
+    spec = spec_from_param(value)
+    app_dir = resolve_app_dir(spec, base_dir)
     requests = node_requests(spec)
-    module.exit_json(
-        changed=False,
+    m.result.update(
         spec=spec,
         name=spec["name"],
         spec_hash=spec_hash(spec),
         app_dir=app_dir,
         requests={**{role: list(request) for role, request in requests.items()}, "workers": spec["worker"]["count"]},
     )
+
+
+def main() -> None:
+    m = DcmModule(
+        AnsibleModule,
+        argument_spec={"spec": {"type": "raw"}, "name": {"type": "str"}, "base_dir": {"type": "path"}},
+        etcd=None,
+        mutually_exclusive=[("spec", "name")],
+        required_one_of=[("spec", "name")],
+        supports_check_mode=True,
+    )
+    m.run(validate)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import keys
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import StoreError
-from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient, EtcdConfig
+from ansible_collections.dcspark.dcm.plugins.module_utils.state import keys
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import StoreError
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.etcd import EtcdClient, EtcdConfig
 
 ETCD_BINARY = os.environ.get("DCM_TEST_ETCD", "/usr/bin/etcd")
 READY_DEADLINE = 60.0  # seconds; a healthy single member answers in well under one

@@ -12,8 +12,8 @@ import time
 import pytest
 from support import REPO
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import keys
-from ansible_collections.dcspark.dcm.plugins.module_utils.agent import Agent, HostFacts, load_config
+from ansible_collections.dcspark.dcm.plugins.module_utils.state import keys
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons.agent import Agent, HostFacts, load_config
 
 pytestmark = pytest.mark.etcd
 
@@ -73,7 +73,7 @@ def test_registration_expires_within_the_ttl_when_the_agent_dies(clean_etcd, tmp
 def test_the_daemon_registers_and_leaves_on_sigterm(clean_etcd, tmp_path):
     client = clean_etcd.client
     lib = os.path.join(REPO, "plugins")
-    code = "import sys; sys.path.insert(0, %r); from module_utils.agent import main; sys.exit(main())" % lib
+    code = "import sys; sys.path.insert(0, %r); from module_utils.daemons.agent import main; sys.exit(main())" % lib
     proc = subprocess.Popen([sys.executable, "-c", code, agent_config(clean_etcd, tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -100,7 +100,7 @@ def test_the_daemon_survives_an_unreachable_etcd(tmp_path):
     path.write_text(json.dumps({"host_name": "lonely", "etcd": {"endpoints": ["https://127.0.0.1:9"], "timeout": 0.5},
                                 "lease_ttl": 3, "heartbeat": 1}))
     lib = os.path.join(REPO, "plugins")
-    code = "import sys; sys.path.insert(0, %r); from module_utils.agent import main; sys.exit(main())" % lib
+    code = "import sys; sys.path.insert(0, %r); from module_utils.daemons.agent import main; sys.exit(main())" % lib
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:

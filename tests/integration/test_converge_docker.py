@@ -14,8 +14,10 @@ import uuid
 import docker
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import converge, labels
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec import normalize_spec
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons import converge
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import labels
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import normalize_spec
 from docker_fixtures import TEST_RUN, busybox_tar, cleanup, engine
 
 MIB = 1 << 20

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import labels
-from ansible_collections.dcspark.dcm.plugins.module_utils.gc import ImageInfo, plan_image_gc
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import labels
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.gc import ImageInfo, plan_image_gc
 from docker_fixtures import TEST_RUN, cleanup, container, derive_image, engine, import_base
 from support import run_module
 

@@ -16,22 +16,22 @@ import threading
 import pytest
 from support import run_module
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import keys
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import ScheduleError, StoreError
-from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import (
+from ansible_collections.dcspark.dcm.plugins.module_utils.state import keys
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import ScheduleError, StoreError
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.etcd import (
     EtcdClient,
     EtcdConfig,
     cmp_mod_revision_below,
     op_put,
 )
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec import normalize_spec
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import (
-    DcmStore,
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import normalize_spec
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import (
     cluster_usage,
     host_capacity,
     plan_cluster,
     pool_hosts,
 )
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
 
 pytestmark = pytest.mark.etcd
 

@@ -19,9 +19,16 @@ import uuid
 import docker
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import converge, flannel, keys, labels
-from ansible_collections.dcspark.dcm.plugins.module_utils.agent import AgentConfig, Converger
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec import normalize_spec
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons import converge
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.host import flannel
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.state import keys
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import naming
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import labels
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons.agent import AgentConfig, Converger
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import normalize_spec
 from docker_fixtures import TEST_RUN, busybox_tar, cleanup, engine
 
 HOST = "here"
@@ -111,7 +118,7 @@ def test_flannel_nodes_run_on_docker0_and_resolve_every_peer_from_the_hosts_file
     subnet = ipaddress.ip_network(docker0_subnet(client))
     local = {}
     for node in ("master", "driver", "worker-1"):
-        container = keys.container_name(name, node)
+        container = naming.container_name(name, node)
         report = json.loads(etcd.get(keys.status_key(name, node)).value)
         assert ipaddress.ip_address(report["address"]) in subnet, report  # on the leased subnet
         local[container] = report["address"]

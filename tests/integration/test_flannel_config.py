@@ -13,7 +13,7 @@ import uuid
 import pytest
 from support import run_module
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.keys import prefix_end
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.keys import prefix_end
 
 pytestmark = pytest.mark.etcd
 

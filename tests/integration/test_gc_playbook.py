@@ -16,7 +16,9 @@ import uuid
 import pytest
 from support import BIN, REPO, ansible_env
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import keys, labels
+from ansible_collections.dcspark.dcm.plugins.module_utils.state import keys
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import labels
 from docker_fixtures import cleanup, container, derive_image, engine, import_base
 
 pytestmark = [pytest.mark.docker, pytest.mark.etcd]
@@ -37,8 +39,11 @@ def gc_playbook(tmp_path, etcd, extra: dict, check: bool = True) -> subprocess.C
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(json.dumps({"all": {"children": {"dcm_pool": {"children": {"dcm_masters": {"hosts": {
         HOST: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}}}}}))
+    # this machine is no pool registry, even where Debian's docker-registry package is installed (the
+    # registry tests use its binary): its play must find no registry configuration here
     variables = {"dcm_etcd_endpoints": list(etcd.endpoints), "dcm_etcd_ca_cert": etcd.ca,
-                 "dcm_etcd_client_cert": etcd.cert, "dcm_etcd_client_key": etcd.key, **extra}
+                 "dcm_etcd_client_cert": etcd.cert, "dcm_etcd_client_key": etcd.key,
+                 "registry_config_path": str(tmp_path / "no-registry" / "config.yml"), **extra}
     cmd = [f"{BIN}/ansible-playbook", "-i", str(inventory), "playbooks/gc.yml", "-e", json.dumps(variables)]
     if check:
         cmd.append("--check")

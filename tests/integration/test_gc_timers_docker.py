@@ -34,14 +34,16 @@ import uuid
 import docker
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import keys, labels
-from ansible_collections.dcspark.dcm.plugins.module_utils.agent import AgentConfig, Converger
-from ansible_collections.dcspark.dcm.plugins.module_utils.converge import DockerNodes
-from ansible_collections.dcspark.dcm.plugins.module_utils.etcd import EtcdClient, EtcdConfig
-from ansible_collections.dcspark.dcm.plugins.module_utils.events import EventLog, read_events
-from ansible_collections.dcspark.dcm.plugins.module_utils.gc import ImageInfo, plan_image_gc
-from ansible_collections.dcspark.dcm.plugins.module_utils.gc_timers import CONTAINERS, IMAGES, GcSettings, GcTimers
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec import normalize_spec
+from ansible_collections.dcspark.dcm.plugins.module_utils.state import keys
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import labels
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons.agent import AgentConfig, Converger
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons.converge import DockerNodes
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.etcd import EtcdClient, EtcdConfig
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.events import EventLog, read_events
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.gc import ImageInfo, plan_image_gc
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons.gc_timers import CONTAINERS, IMAGES, GcSettings, GcTimers
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import normalize_spec
 from docker_fixtures import TEST_RUN, busybox_tar, cleanup, container, derive_image, engine, import_base
 
 pytestmark = [pytest.mark.docker, pytest.mark.etcd]
@@ -241,7 +243,7 @@ def test_without_the_whole_desired_state_a_pass_removes_nothing(api, world, clea
         clock.now += INTERVAL
         assert timers.tick() == []  # both passes failed, and neither failure escaped
         assert own_container_ids(api, w) == containers_before and own_image_ids(api, w) == images_before
-    assert "etcd key /dcm/clusters/broken does not hold a JSON cluster record" in caplog.text
+    assert "etcd key /dcm/clusters/broken does not hold JSON" in caplog.text  # CorruptRecord, from DcmStore
     assert "no etcd endpoint answered" in caplog.text
     assert gc_events(clean_etcd.client) == []
 

@@ -14,9 +14,9 @@ import pytest
 from support import run_module
 from test_etcd_store import raw_spec, register
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import keys
-from ansible_collections.dcspark.dcm.plugins.module_utils.events import read_events
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore
+from ansible_collections.dcspark.dcm.plugins.module_utils.state import keys
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.events import read_events
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
 
 pytestmark = pytest.mark.etcd
 

@@ -183,7 +183,7 @@ def empty_image():
 
 
 READ_LIMITS = (
-    "import json; from ansible_collections.dcspark.dcm.plugins.module_utils import hostinfo as h; "
+    "import json; from ansible_collections.dcspark.dcm.plugins.module_utils.host import hostinfo as h; "
     "c, m = h.cpus(), h.memory(); print(json.dumps([c.value, c.source, m.value, m.source]))"
 )
 

@@ -17,10 +17,11 @@ import pytest
 from support import run_module
 from test_etcd_store import overcommitted, register, spec, stored_clusters
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import keys
-from ansible_collections.dcspark.dcm.plugins.module_utils.events import EventLog, read_events
-from ansible_collections.dcspark.dcm.plugins.module_utils.master import Leadership, Master, MasterConfig
-from ansible_collections.dcspark.dcm.plugins.module_utils.store import DcmStore
+from ansible_collections.dcspark.dcm.plugins.module_utils.state import keys
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import naming
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.events import EventLog, read_events
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons.master import Leadership, Master, MasterConfig
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
 
 pytestmark = pytest.mark.etcd
 
@@ -37,7 +38,7 @@ def leading(server, name: str = "m1", **settings) -> Master:
 
 
 def hosts_of(record: dict) -> dict:
-    return dict(keys.placed_nodes(record))
+    return dict(naming.placed_nodes(record))
 
 
 def pool(store: DcmStore, *hosts: tuple) -> dict:
@@ -213,7 +214,7 @@ def test_the_leader_checks_at_once_when_a_host_leaves_instead_of_waiting_for_the
 
 
 def test_leadership_fence_is_the_leader_value(clean_etcd):
-    lead = Leadership(clean_etcd.new_client(), "m9", ttl=5)
+    lead = Leadership(DcmStore(clean_etcd.new_client()), "m9", ttl=5)
     assert lead.hold() == (True, True)
     assert json.loads(clean_etcd.client.get(keys.LEADER).value)["lease"] == f"{lead.lease:x}"
     lead.resign()

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.agent import HostFacts, host_record, load_config
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons.agent import HostFacts, host_record, load_config
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError
 
 G = 1 << 30
 FACTS = HostFacts(cpus=8000, memory=32 * G, address="10.0.0.5", disk={"total": 1, "free": 1})

@@ -54,7 +54,7 @@ def test_a_run_without_its_result_line_stops_the_benchmark_with_the_output():
 
 
 def test_the_benchmark_spec_is_a_valid_spec_whose_app_is_in_its_folder():
-    from ansible_collections.dcspark.dcm.plugins.module_utils.spec import load_spec_file  # noqa: PLC0415
+    from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import load_spec_file  # noqa: PLC0415
 
     spec = load_spec_file(bench_spark.SPEC)
     assert spec["worker"]["count"] >= 2

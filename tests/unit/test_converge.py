@@ -6,9 +6,13 @@ import json
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import converge, labels, store
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec import normalize_spec
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons import converge
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import labels
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy import placement
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import normalize_spec
 
 MIB = 1 << 20
 
@@ -124,7 +128,8 @@ def test_status_values_are_stable_json():
 
 
 def test_pool_view_reports_nodes_health_and_the_master_ui():
-    from ansible_collections.dcspark.dcm.plugins.module_utils.store import Snapshot, pool_view
+    from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import Snapshot
+    from ansible_collections.dcspark.dcm.plugins.module_utils.policy.views import pool_view
 
     face = record()
     snap = Snapshot(revision=7, hosts={
@@ -165,8 +170,8 @@ def test_a_spec_with_jupyter_gives_its_driver_the_server_port_token_and_publishe
 
 def test_the_jupyter_token_is_kept_across_generations_and_hidden_from_output():
     spec = record(jupyter={})["spec"]
-    first = store.cluster_record(spec, {}, {}, None, "me", 0.0)
-    second = store.cluster_record(spec, {}, {}, first, "me", 1.0)
+    first = placement.cluster_record(spec, {}, {}, None, "me", 0.0)
+    second = placement.cluster_record(spec, {}, {}, first, "me", 1.0)
     assert len(first["jupyter_token"]) >= 32 and second["jupyter_token"] == first["jupyter_token"]
-    assert store.public_record(second)["jupyter_token"] == store.HIDDEN
-    assert "jupyter_token" not in store.cluster_record(record()["spec"], {}, {}, None, "me", 0.0)
+    assert placement.public_record(second)["jupyter_token"] == placement.HIDDEN
+    assert "jupyter_token" not in placement.cluster_record(record()["spec"], {}, {}, None, "me", 0.0)

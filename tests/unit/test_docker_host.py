@@ -10,14 +10,12 @@ from types import SimpleNamespace
 import docker.errors
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import labels
-from ansible_collections.dcspark.dcm.plugins.module_utils.docker_host import (
-    DesiredStateMissing,
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import labels
+from ansible_collections.dcspark.dcm.plugins.module_utils.host.docker import (
     DockerHostError,
     connect,
     containers_from_list,
     desired_on_host,
-    desired_records,
     filesystem_capacity,
     images_from_df,
     labels_match,
@@ -28,8 +26,8 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.docker_host import (
     remove_images,
     single_reference,
 )
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.gc import ContainerInfo, ImageInfo, plan_container_gc
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.gc import ContainerInfo, ImageInfo, plan_container_gc
 
 MANAGED = {labels.MANAGED: "true"}
 
@@ -69,13 +67,6 @@ def test_desired_node_keeps_its_exited_container_through_the_policy():
         ContainerInfo("c", "spark-driver-face", "exited", "face", "driver", "h0"),  # older spec
     ], wanted)
     assert [c.id for c in plan.selected] == ["b", "c"] and plan.kept == {"a": "needed by a desired cluster"}
-
-
-def test_gc_refuses_to_run_without_a_desired_state():
-    with pytest.raises(DesiredStateMissing, match=r"etcd_endpoints.*desired: \[\]"):
-        desired_records(None, None)
-    assert desired_records([], None) == []
-    assert desired_records([RECORD], None) == [RECORD]
 
 
 @pytest.mark.parametrize("reference, normalized", [

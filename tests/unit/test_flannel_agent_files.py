@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import converge, flannel
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec import normalize_spec
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons import converge
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.host import flannel
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import normalize_spec
 
 SUBNET_ENV = "FLANNEL_NETWORK=10.40.0.0/16\nFLANNEL_SUBNET=10.40.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"
 
@@ -53,9 +54,9 @@ def test_hosts_text_lists_localhost_then_nodes_by_name_and_skips_unknown_address
 
 
 def test_peer_addresses_come_from_status_reports_and_skip_the_unusable():
-    values = [json.dumps({"container": "spark-master-face", "address": "10.40.2.2"}),
-              json.dumps({"container": "spark-worker-face-1", "state": "missing"}), "not json", json.dumps([1])]
-    assert flannel.peer_addresses(values) == {"spark-master-face": "10.40.2.2"}
+    reports = [{"container": "spark-master-face", "address": "10.40.2.2"},
+               {"container": "spark-worker-face-1", "state": "missing"}, {"address": "10.40.2.9"}]
+    assert flannel.peer_addresses(reports) == {"spark-master-face": "10.40.2.2"}
 
 
 def test_hosts_files_are_rewritten_in_place_and_pruned(tmp_path):

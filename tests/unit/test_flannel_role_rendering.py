@@ -17,7 +17,7 @@ import pytest
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
-from ansible_collections.dcspark.dcm.plugins.modules.dcm_flannel_config import desired_config
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.flannel_network import desired_config
 from support import role_yaml, trusted
 
 ROLE = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "flannel")
@@ -221,22 +221,6 @@ def test_docker0s_address_is_read_in_flannels_form(rc, stdout, expected):
     variables = {"flannel__docker0_ip": {"rc": rc, "stdout": stdout}, **trusted(task_vars)}
     result = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(expression))
     assert result == expected
-
-
-def test_docker_gets_the_subnet_through_one_channel_only():
-    users = {}
-    for folder in ("tasks", "templates", "handlers", "vars"):
-        for name in os.listdir(os.path.join(ROLE, folder)):
-            with open(os.path.join(ROLE, folder, name), encoding="utf-8") as handle:
-                text = "".join(line for line in handle if not line.lstrip().startswith("#"))
-            for needle in ("--bip", "--mtu", "EnvironmentFile", "DOCKER_OPTS", "docker_network_daemon_options"):
-                if needle in text:
-                    users.setdefault(needle, []).append(f"{folder}/{name}")
-    assert set(users) == {"docker_network_daemon_options"}, users
-    assert users["docker_network_daemon_options"] == ["tasks/docker.yml"]
-    include = next(task for task in load("tasks/docker.yml")[-1]["block"] if "ansible.builtin.include_role" in task
-                   and task["ansible.builtin.include_role"]["name"] == "dcspark.dcm.docker")
-    assert include["vars"]["docker_network_daemon_options"] == "{{ flannel_docker_options }}"
 
 
 def test_argument_specs_match_the_defaults():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.gc import (
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.gc import (
     ContainerInfo,
     ImageInfo,
     gc_target,

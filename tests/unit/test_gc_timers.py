@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import agent
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import StoreError
-from ansible_collections.dcspark.dcm.plugins.module_utils.gc import DEFAULT_THRESHOLD
-from ansible_collections.dcspark.dcm.plugins.module_utils.gc_timers import (
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons import agent
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import StoreError
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.gc import DEFAULT_THRESHOLD
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons.gc_timers import (
     CONTAINERS,
     DEFAULT_INTERVAL,
     IMAGES,

@@ -10,15 +10,19 @@ import hashlib
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import converge, rollout, store
-from ansible_collections.dcspark.dcm.plugins.module_utils.docker_host import desired_on_host
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.registry import (
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons import converge
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy import rollout
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy import placement
+from ansible_collections.dcspark.dcm.plugins.module_utils.host.docker import desired_on_host
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.registry import (
     images_in_use,
     parse_reference,
     prune_plan,
 )
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec import normalize_spec, spec_hash
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import normalize_spec, spec_hash
 
 REG = "10.0.0.11:5000"
 
@@ -97,11 +101,11 @@ def test_reserved_capacity_follows_the_generation_each_node_runs():
     new = make_record(2, make_spec(worker_memory="2g"), "b")
     record = rolled(old, new)
     gib = 1 << 30
-    assert store.cluster_usage(record)["h3"][1] == gib
+    assert placement.cluster_usage(record)["h3"][1] == gib
     record = rollout.advance(record, ["worker-1", "worker-2"])
     record = rollout.advance(record, ["worker-3"])
-    assert store.cluster_usage(record)["h3"][1] == 2 * gib
-    assert store.cluster_usage(old) == store.cluster_usage(rollout.from_view(rolled(old, new)))
+    assert placement.cluster_usage(record)["h3"][1] == 2 * gib
+    assert placement.cluster_usage(old) == placement.cluster_usage(rollout.from_view(rolled(old, new)))
 
 
 def test_a_change_of_spark_version_or_network_cannot_roll():

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils import hostinfo
+from ansible_collections.dcspark.dcm.plugins.module_utils.host import hostinfo
 
 GIB = 1 << 30
 MEMINFO_16G = "MemTotal:       16777216 kB\nMemFree:         8000000 kB\n"

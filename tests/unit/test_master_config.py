@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.master import Decision, apply_decision, load_config
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError
+from ansible_collections.dcspark.dcm.plugins.module_utils.daemons.master import Decision, apply_decision, load_config
 
 
 def write(tmp_path, data) -> str:

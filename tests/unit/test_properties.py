@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import ScheduleError
-from ansible_collections.dcspark.dcm.plugins.module_utils.gc import ImageInfo, gc_target, plan_image_gc
-from ansible_collections.dcspark.dcm.plugins.module_utils.scheduler import Host, Request, schedule, worker_slots
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import ScheduleError
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.gc import ImageInfo, gc_target, plan_image_gc
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.scheduler import Host, Request, schedule, worker_slots
 
 M = 1 << 20
 

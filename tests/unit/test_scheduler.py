@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import ScheduleError
-from ansible_collections.dcspark.dcm.plugins.module_utils.scheduler import (
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import ScheduleError
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.scheduler import (
     Host,
     Request,
     least_requested_rate,

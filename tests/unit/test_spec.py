@@ -11,15 +11,15 @@ import jsonschema
 import pytest
 
 from support import REPO
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import SpecError
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec import (
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import SpecError
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import (
     load_spec_file,
     normalize_spec,
     parse_spec_text,
     spec_hash,
 )
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec_schema import SCHEMA
-from ansible_collections.dcspark.dcm.plugins.module_utils.units import MEMORY_PATTERN
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.schema import SCHEMA
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.units import MEMORY_PATTERN
 
 SPECS = os.path.join(REPO, "specs")
 

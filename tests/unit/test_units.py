@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.errors import UnitError
-from ansible_collections.dcspark.dcm.plugins.module_utils.units import (
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import UnitError
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.units import (
     format_cpus,
     format_memory,
     human_bytes,

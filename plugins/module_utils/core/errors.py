@@ -10,6 +10,10 @@ from __future__ import annotations
 class DcmError(Exception):
     """Base class of every error the DCM core raises on purpose."""
 
+    def details(self) -> dict:
+        """Fields a module returns beside the message when it fails with this error."""
+        return {}
+
 
 class SpecError(DcmError):
     """A cluster spec failed validation; ``problems`` lists every finding."""
@@ -34,6 +38,9 @@ class ScheduleError(DcmError):
         self.node = node
         self.plan = plan
 
+    def details(self) -> dict:
+        return {"node": self.node, "hosts": self.plan or []}
+
 
 class UnitError(DcmError, ValueError):
     """A CPU or memory quantity could not be parsed."""
@@ -41,6 +48,18 @@ class UnitError(DcmError, ValueError):
 
 class StoreError(DcmError):
     """The etcd state store could not be read or written."""
+
+
+class CorruptRecord(StoreError):
+    """A key under the pool prefix holds a value DCM cannot read: never taken for an absent one."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"etcd key {key} {problem}; DCM keeps everything that depends on it as it is. Deploy the "
+                         "cluster again (or remove the key with etcdctl del) once you know what wrote it")
+        self.key = key
+
+    def details(self) -> dict:
+        return {"key": self.key}
 
 
 class ReservationConflict(StoreError):

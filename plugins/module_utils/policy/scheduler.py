@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from .errors import ScheduleError
-from .units import format_cpus, format_memory, human_bytes
+from ..core.errors import ScheduleError
+from ..core.units import format_cpus, format_memory, human_bytes
 
 ROLES = ("master", "driver", "worker")
 

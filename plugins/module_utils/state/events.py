@@ -14,8 +14,8 @@ import time
 from typing import Callable
 
 from . import keys
-from .errors import StoreError
-from .etcd import EtcdClient
+from ..core.errors import StoreError
+from .etcd import EtcdClient, load
 
 KINDS = (
     "leader",  # a master took or lost the lead
@@ -79,10 +79,7 @@ def read_events(client: EtcdClient, limit: int = 20, cluster: str | None = None,
     kvs, _rev = client.get_prefix(keys.EVENTS, revision=revision)
     events = []
     for kv in sorted(kvs, key=lambda kv: kv.key):
-        try:
-            event = json.loads(kv.value)
-        except ValueError:
-            continue
+        event = load(kv)
         if cluster is None or event.get("cluster") == cluster:
             events.append(event)
     return events[-limit:] if limit else events

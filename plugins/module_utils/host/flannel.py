@@ -1,4 +1,4 @@
-"""The DCM agent's flannel network backend (DESIGN "Networks": the paper's flannel).
+"""The DCM agent's flannel network backend (the paper's flannel).
 
 With ``dcm_network_backend: flannel`` every host runs flanneld (roles/flannel), which leases the
 host a subnet of the pool's flannel network and writes it to ``subnet.env``; the flannel role puts
@@ -21,12 +21,11 @@ are tested without Docker or etcd; :class:`HostsFiles` does the file work.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
+from typing import Iterable
 
-from . import keys
-from .errors import DcmError
+from ..core.errors import DcmError
 
 DRIVER = "flannel"
 DOCKER_NETWORK = "bridge"  # Docker's default network: docker0, on the host's flannel subnet
@@ -98,15 +97,11 @@ def hosts_text(addresses: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def peer_addresses(status_values: list) -> dict:
-    """``{container: address}`` from the JSON status reports of one cluster (any host)."""
+def peer_addresses(reports: Iterable[dict]) -> dict:
+    """``{container: address}`` from the status reports of one cluster (any host)."""
     found = {}
-    for value in status_values:
-        try:
-            report = json.loads(value)
-        except ValueError:
-            continue
-        if isinstance(report, dict) and report.get("container") and report.get("address"):
+    for report in reports:
+        if report.get("container") and report.get("address"):
             found[str(report["container"])] = str(report["address"])
     return found
 
@@ -152,9 +147,8 @@ class HostsFiles:
         return removed
 
 
-def cluster_addresses(client, cluster: str, local: dict) -> dict:
-    """Every node's address: reports of the other hosts from etcd, this host's (fresher) over them."""
-    kvs, _revision = client.get_prefix(keys.status_prefix(cluster))
-    addresses = peer_addresses([kv.value for kv in kvs])
+def cluster_addresses(reports: Iterable[dict], local: dict) -> dict:
+    """Every node's address: the cluster's status reports (all hosts), this host's (fresher) over them."""
+    addresses = peer_addresses(reports)
     addresses.update({name: address for name, address in local.items() if address})
     return addresses

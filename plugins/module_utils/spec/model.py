@@ -18,9 +18,9 @@ import json
 import re
 from typing import Any
 
-from .errors import SpecError, UnitError
-from .spec_schema import SCHEMA
-from .units import format_cpus, parse_cpus, parse_memory
+from ..core.errors import SpecError, UnitError
+from .schema import SCHEMA
+from ..core.units import format_cpus, parse_cpus, parse_memory
 
 _TYPE_NAMES = {
     "object": "an object",

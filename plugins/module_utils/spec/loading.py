@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .errors import SpecError
-from .spec import load_spec_file, normalize_spec
+from ..core.errors import SpecError
+from .model import load_spec_file, normalize_spec
 
 
 def spec_from_param(value: object) -> dict:

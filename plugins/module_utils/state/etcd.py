@@ -15,9 +15,9 @@ import json
 import ssl
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
-from .errors import StoreError
+from ..core.errors import CorruptRecord, StoreError
 
 
 def _b64(text: str | bytes) -> str:
@@ -235,5 +235,12 @@ def op_range(key: str, range_end: str | None = None) -> dict:
     return {"request_range": request}
 
 
-def decode_json(kv: KeyValue | None) -> Any:
-    return json.loads(kv.value) if kv is not None and kv.value else None
+def load(kv: KeyValue) -> dict:
+    """The JSON object a DCM key holds; anything else is a :class:`CorruptRecord`."""
+    try:
+        value = json.loads(kv.value)
+    except ValueError:
+        raise CorruptRecord(kv.key, "does not hold JSON (was it written by something other than DCM?)") from None
+    if not isinstance(value, dict):
+        raise CorruptRecord(kv.key, f"holds a JSON {type(value).__name__}, not an object")
+    return value

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import time
 
-from . import keys
-from .errors import DcmError
+from ..core import naming
+from ..core.errors import DcmError
 
 GENERATION_FIELDS = ("generation", "spec", "spec_hash", "images", "placement", "network")
 HISTORY_FIELDS = GENERATION_FIELDS + ("deployed_by", "updated_at", "origin", "rollback_of")
@@ -84,9 +84,9 @@ def _index(node: str) -> int:
 def rollout_order(record: dict) -> list:
     """The order nodes move in: every worker (old or new) by number, then the driver, the master last."""
     old = from_view(record)
-    nodes = {node for node, _host in keys.placed_nodes(record)}
+    nodes = {node for node, _host in naming.placed_nodes(record)}
     if old:
-        nodes |= {node for node, _host in keys.placed_nodes(old)}
+        nodes |= {node for node, _host in naming.placed_nodes(old)}
     workers = sorted((n for n in nodes if n.startswith("worker-")), key=_index)
     return workers + [n for n in ("driver", "master") if n in nodes]
 
@@ -100,9 +100,9 @@ def node_views(record: dict) -> list:
     """
     old = from_view(record)
     if old is None:
-        return [(node, host, record) for node, host in keys.placed_nodes(record)]
-    new_hosts = dict(keys.placed_nodes(record))
-    old_hosts = dict(keys.placed_nodes(old))
+        return [(node, host, record) for node, host in naming.placed_nodes(record)]
+    new_hosts = dict(naming.placed_nodes(record))
+    old_hosts = dict(naming.placed_nodes(old))
     done = set(record["rollout"].get("done") or ())
     views = []
     for node in rollout_order(record):
@@ -154,7 +154,7 @@ def moved_ready(record: dict, status: dict) -> tuple:
     name = record["name"]
     generation = record.get("generation")
     done = set((record.get("rollout") or {}).get("done") or ())
-    new_nodes = {node for node, _host in keys.placed_nodes(record)}
+    new_nodes = {node for node, _host in naming.placed_nodes(record)}
     waiting = []
     for node in sorted(done & new_nodes, key=lambda n: (not n.startswith("worker-"), _index(n), n)):
         report = status.get((name, node)) or {}

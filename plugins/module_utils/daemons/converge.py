@@ -27,11 +27,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from . import flannel, keys, labels
-from .docker_host import _docker_errors, record_image_use
-from .errors import DcmError
-from .rollout import node_views
-from .units import format_memory, parse_cpus, parse_memory
+from ..host import flannel
+
+from ..core import naming
+
+from ..core import labels
+from ..host.docker import _docker_errors, record_image_use
+from ..core.errors import DcmError
+from ..policy.rollout import node_views
+from ..core.units import format_memory, parse_cpus, parse_memory
 
 MIB = 1 << 20
 MASTER_UI_PORT = 8080
@@ -110,7 +114,7 @@ def node_env(record: dict, role: str, cpus: int, memory: int) -> dict:
     env = {str(k): str(v) for k, v in (spec.get("runtime", {}).get("env") or {}).items()}
     env.update({
         "DCSPARK_CLUSTER": name,
-        "SPARK_MASTER_URL": keys.master_url(name),
+        "SPARK_MASTER_URL": naming.master_url(name),
         "_SPARK_AUTH_SECRET": record["secret"],
         "DCSPARK_SPARK_CONF": json.dumps(spec.get("spark_conf") or {}, sort_keys=True),
     })
@@ -157,7 +161,7 @@ def desired_nodes(records: Iterable[dict], host: str) -> dict:
             if driver == flannel.DRIVER:
                 env[flannel.NAME_WAIT_ENV] = str(flannel.NAME_WAIT_SECONDS)
             spec_node = NodeSpec(
-                cluster=record["name"], node=node, role=role, name=keys.container_name(record["name"], node),
+                cluster=record["name"], node=node, role=role, name=naming.container_name(record["name"], node),
                 image=image, cpus=cpus, memory=memory,
                 network=flannel.DOCKER_NETWORK if driver == flannel.DRIVER else view["network"]["name"],
                 network_driver=driver,

@@ -11,8 +11,7 @@ import socket
 import sys
 from typing import Callable
 
-from .errors import DcmError
-from .etcd import EtcdClient
+from ..core.errors import DcmError
 
 
 def read_config(path: str, what: str) -> dict:
@@ -71,11 +70,10 @@ def notify_systemd(message: str) -> None:
         sock.sendall(message.encode("utf-8"))
 
 
-def show_key(client: EtcdClient, key: str, absent: str) -> int:
-    """Print the value of ``key`` (exit 0), or ``absent`` on stderr (exit 1)."""
-    kv = client.get(key)
-    if kv is None:
+def show(value: str | None, absent: str) -> int:
+    """``--show``: print ``value`` as etcd holds it (exit 0), or ``absent`` on stderr (exit 1)."""
+    if value is None:
         sys.stderr.write(absent + "\n")
         return 1
-    sys.stdout.write(kv.value + "\n")
+    sys.stdout.write(value + "\n")
     return 0

@@ -5,14 +5,15 @@ containers that no desired cluster still needs; every ``image_interval``
 seconds it removes DCSpark images least recently used first until Eq. 1's
 ``F`` is freed. An interval of 0 turns that timer off.
 
-A pass runs exactly what the modules ``dcm_container_gc`` and ``dcm_image_gc``
-(and so ``playbooks/gc.yml``) run: the policy of :mod:`.gc`, the reads and
-removals of :mod:`.docker_host` (only DCSpark-labelled containers and images
-are ever candidates, removal is never forced), and :func:`desired_on_host` for
-what the desired clusters place on this host. The desired state is read from
-``/dcm/clusters/`` at the start of every pass. A pass that cannot read all of
-it (etcd unreachable, a record that is not JSON) removes nothing, since a
-guessed desired state could remove what a cluster still needs.
+A pass is :func:`..ops.gc_pass.gc_pass`, the one the modules ``dcm_container_gc``
+and ``dcm_image_gc`` (and so ``playbooks/gc.yml``) run: the policy of
+:mod:`..policy.gc`, the reads and removals of :mod:`..host.docker` (only
+DCSpark-labelled containers and images are ever candidates, removal is never
+forced), and what the desired clusters place on this host. The desired state is
+read from ``/dcm/clusters/`` (:meth:`DcmStore.clusters`) at the start of every
+pass. A pass that cannot read all of it (etcd unreachable, a record that is not
+JSON) removes nothing, since a guessed desired state could remove what a
+cluster still needs.
 
 A failing pass is logged and tried again one interval later; it never stops
 the agent. The schedule (:class:`Schedule`) is pure and driven by an
@@ -21,37 +22,25 @@ injectable monotonic clock, so it is tested without waiting.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-from . import keys
-from .docker_host import (
-    DEFAULT_LAST_USED_FILE,
-    DesiredOnHost,
-    connect,
-    desired_on_host,
-    gather_containers,
-    gather_images,
-    read_last_used,
-    remove_containers,
-    remove_images,
-)
-from .errors import DcmError
-from .etcd import EtcdClient
-from .events import EventLog
-from .gc import DEFAULT_THRESHOLD, plan_container_gc, plan_image_gc
-from .units import human_bytes
+from ..core.errors import DcmError
+from ..core.units import human_bytes
+from ..host.docker import DEFAULT_LAST_USED_FILE, connect
+from ..ops.gc_pass import CONTAINERS, IMAGES, PassResult, gc_pass
+from ..policy.gc import DEFAULT_THRESHOLD
+from ..state.etcd import EtcdClient
+from ..state.events import EventLog
+from ..state.store import DcmStore
 
 LOG = logging.getLogger("dcm-agent")
 
 DEFAULT_INTERVAL = 300.0  # seconds: "every 5 minutes each agent removes exited DCSpark containers"
-CONTAINERS = "containers"
-IMAGES = "images"
 WHAT = {CONTAINERS: "container", IMAGES: "image"}  # for log lines: "image GC on node1: ..."
 DOCKER_TIMEOUT = 300.0  # seconds per Docker call: removing a large image takes a while on a slow disk
 
@@ -103,60 +92,6 @@ class Schedule:
         return max(0.0, min(self.next_due.values()) - now)
 
 
-@dataclass
-class PassResult:
-    """What one GC pass did on this host."""
-
-    kind: str  # CONTAINERS or IMAGES
-    removed: list = field(default_factory=list)  # ids
-    not_removed: dict = field(default_factory=dict)  # id -> why (Docker refused, gone meanwhile)
-    freed_bytes: int = 0  # images: Σ unique size of the removed ones
-    plan: dict = field(default_factory=dict)  # the policy's plan, as the modules return it
-    names: dict = field(default_factory=dict)  # id -> container name or image tags, for messages
-
-
-def read_cluster_records(client: EtcdClient) -> list:
-    """Every cluster record under ``/dcm/clusters/``; one that is not JSON fails the whole read.
-
-    Skipping a broken record (as the converger may) would let GC remove that
-    cluster's containers and images, so here it stops the pass instead.
-    """
-    kvs, _revision = client.get_prefix(keys.CLUSTERS)
-    records = []
-    for kv in kvs:
-        try:
-            records.append(json.loads(kv.value))
-        except ValueError:
-            raise DcmError(f"etcd key {kv.key} does not hold a JSON cluster record, so the desired state is "
-                           "unknown and GC removes nothing; deploy that cluster again or undeploy it") from None
-    return records
-
-
-def collect_containers(docker, desired: DesiredOnHost, scope: dict | None = None) -> PassResult:
-    """One container GC pass (``docker`` from :func:`docker_host.connect`), as ``dcm_container_gc`` runs it."""
-    containers = gather_containers(docker, scope)
-    plan = plan_container_gc(containers, desired.nodes)
-    removed, not_removed = remove_containers(docker, plan.selected)
-    return PassResult(kind=CONTAINERS, removed=removed, not_removed=not_removed, plan=plan.to_dict(),
-                      names={container.id: container.name for container in plan.selected})
-
-
-def collect_images(docker, desired: DesiredOnHost, threshold: float, last_used: dict,
-                   scope: dict | None = None, statvfs: Callable = os.statvfs) -> PassResult:
-    """One image GC pass (Eq. 1 at ``threshold``), as ``dcm_image_gc`` runs it without foreign images."""
-    inventory = gather_images(docker, last_used, scope, statvfs)
-    plan = plan_image_gc(inventory.images, inventory.used, inventory.capacity, threshold,
-                         protected=desired.image_refs)
-    removed, not_removed = remove_images(docker, plan.selected)
-    gone = set(removed)
-    return PassResult(
-        kind=IMAGES, removed=removed, not_removed=not_removed,
-        freed_bytes=sum(image.unique_size for image in plan.selected if image.id in gone),
-        plan=plan.to_dict(),
-        names={image.id: ", ".join(image.tags) or image.id[:19] for image in plan.selected},
-    )
-
-
 class GcTimers:
     """The agent's GC thread: runs the due passes, sleeps until the next one, until told to stop.
 
@@ -174,6 +109,7 @@ class GcTimers:
         self.host = host
         self.settings = settings
         self.client = client
+        self.store = DcmStore(client)
         self.events = events
         self.docker_connect = docker_connect
         self.clock = clock
@@ -182,22 +118,12 @@ class GcTimers:
         self.log = log
         self.schedule = Schedule(settings.intervals(), clock())
 
-    def desired(self) -> DesiredOnHost:
-        return desired_on_host(read_cluster_records(self.client), self.host)
-
     def run_pass(self, kind: str) -> PassResult:
         """One pass of ``kind`` now, whatever the schedule says; errors propagate."""
-        desired = self.desired()  # before Docker is read: a cluster committed meanwhile is at worst re-pulled
-        docker = self.docker_connect(self.settings.docker_url, DOCKER_TIMEOUT)
-        try:
-            if kind == CONTAINERS:
-                result = collect_containers(docker, desired, self.scope)
-            else:
-                last_used = read_last_used(self.settings.last_used_file)
-                result = collect_images(docker, desired, self.settings.image_threshold, last_used,
-                                        self.scope, self.statvfs)
-        finally:
-            docker.close()
+        result = gc_pass(kind, self.host, store=self.store, docker_url=self.settings.docker_url,
+                         docker_timeout=DOCKER_TIMEOUT, docker_connect=self.docker_connect, scope=self.scope,
+                         threshold=self.settings.image_threshold, last_used_file=self.settings.last_used_file,
+                         statvfs=self.statvfs)
         self.report(result)
         return result
 

@@ -1,8 +1,11 @@
 """The I/O edge of garbage collection on one Docker host (DCSpark paper, section 4.3).
 
-The policy lives in :mod:`.gc` and takes values; this module reads them from a
-Docker engine through the Docker SDK for Python, removes what a plan selected,
-and turns cluster records into what desired clusters place on one host.
+The policy lives in :mod:`..policy.gc` and takes values; this module reads them
+from a Docker engine through the Docker SDK for Python, removes what a plan
+selected, and turns cluster records into what desired clusters place on one
+host. Where the records come from (etcd, or a module's ``desired``) is the
+business of :mod:`..ops.gc_pass`, which runs a whole pass: nothing here reads
+the pool's state.
 
 Reading is split from parsing: ``images_from_df`` and ``containers_from_list``
 are pure (they take the SDK's raw dicts), so they are unit tested without an
@@ -24,19 +27,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from . import labels
-from .errors import DcmError
-from .gc import ContainerInfo, ImageInfo
-from .rollout import node_views
+from ..core import labels
+from ..core.errors import DcmError
+from ..policy.gc import ContainerInfo, ImageInfo
+from ..policy.rollout import node_views
 
 DEFAULT_DOCKER_HOST = "unix://var/run/docker.sock"
 DEFAULT_LAST_USED_FILE = "/var/lib/dcm/image-last-used.json"
 SDK_MISSING = "install the docker Python SDK (pip install docker, or Debian python3-docker)"
-NO_DESIRED_STATE = (
-    "garbage collection needs the desired state, or it could remove what a cluster still needs: "
-    "set etcd_endpoints to read the cluster records from etcd, or pass desired: [] explicitly "
-    "when no cluster is desired on this host"
-)
 
 _NONE_TAG = "<none>:<none>"
 _NONE_DIGEST = "<none>@<none>"
@@ -44,10 +42,6 @@ _NONE_DIGEST = "<none>@<none>"
 
 class DockerHostError(DcmError):
     """The Docker engine or a file GC depends on could not be used."""
-
-
-class DesiredStateMissing(DcmError):
-    """Neither etcd nor an explicit desired state was given (GC refuses to guess)."""
 
 
 # -- connecting -------------------------------------------------------------------------
@@ -414,21 +408,3 @@ def desired_on_host(records: Iterable[dict], host: str) -> DesiredOnHost:
             if reference:
                 refs.update((reference, normalize_reference(reference)))
     return DesiredOnHost(image_refs=frozenset(refs), nodes=frozenset(nodes))
-
-
-def desired_records(desired: list | None, etcd=None) -> list:
-    """Cluster records from ``desired`` and, when an etcd config is given, from ``/dcm/clusters/``.
-
-    Both sources may be given; their records are combined, so GC keeps what
-    either wants. Neither is a :class:`DesiredStateMissing` error: an empty
-    desired state must be said explicitly (``desired: []``).
-    """
-    if desired is None and etcd is None:
-        raise DesiredStateMissing(NO_DESIRED_STATE)
-    records = list(desired or [])
-    if etcd is not None:
-        from .etcd import EtcdClient
-        from .store import DcmStore
-
-        records.extend(DcmStore(EtcdClient(etcd)).snapshot().clusters.values())
-    return records

@@ -36,14 +36,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import daemon, keys
-from .errors import DcmError, ScheduleError, StoreError
-from .etcd import (EtcdClient, EtcdConfig, cmp_absent, cmp_mod_revision_below, cmp_value, etcd_config_from,
-                   op_put)
-from .events import EventLog
-from .scheduler import reschedule
-from .spec import canonical_json
-from .store import DcmStore, Snapshot, pool_hosts, requests_of
+from . import daemon
+
+from ..core import naming
+from ..core.errors import DcmError, ScheduleError, StoreError
+from ..state.etcd import EtcdClient, EtcdConfig, etcd_config_from
+from ..policy.scheduler import reschedule
+from ..policy.placement import Snapshot, pool_hosts, requests_of
+from ..state.store import DcmStore
 
 LOG = logging.getLogger("dcm-master")
 
@@ -126,10 +126,10 @@ def reconcile(snap: Snapshot, lost: set) -> list:
         if record.get("rollout"):
             # the deploy moving it between generations owns it until the rollout ends
             continue
-        moving = {node: host for node, host in keys.placed_nodes(record) if host in lost or host in drained}
+        moving = {node: host for node, host in naming.placed_nodes(record) if host in lost or host in drained}
         degraded = record.get("degraded")
         if not moving:
-            absent = sorted({host for _node, host in keys.placed_nodes(record) if host not in snap.hosts})
+            absent = sorted({host for _node, host in naming.placed_nodes(record) if host not in snap.hosts})
             if degraded and not absent:
                 decisions.append(Decision(name, "recovered", "every node is placed on a live host"))
             continue
@@ -142,7 +142,7 @@ def reconcile(snap: Snapshot, lost: set) -> list:
             if not degraded or degraded.get("reason") != text:
                 decisions.append(Decision(name, "degraded", text))
             continue
-        new_hosts = dict(keys.placed_nodes({"placement": plan.placement}))
+        new_hosts = dict(naming.placed_nodes({"placement": plan.placement}))
         moves = {node: (host, new_hosts[node]) for node, host in moving.items()}
         decisions.append(Decision(name, "move", reason, moves=moves, placement=plan.placement))
         clusters[name] = dict(record, placement=plan.placement)
@@ -169,15 +169,15 @@ def apply_decision(record: dict, decision: Decision, now: float) -> dict:
 
 # -- leader election --------------------------------------------------------------------------
 class Leadership:
-    """The lead on ``/dcm/leader``, held on this master's own lease."""
+    """The lead on the leader key, held on this master's own lease (through the state API ``store``)."""
 
-    def __init__(self, client: EtcdClient, name: str, ttl: int, clock: Callable[[], float] = time.time) -> None:
-        self.client = client
+    def __init__(self, store: DcmStore, name: str, ttl: int, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
         self.name = name
         self.ttl = ttl
         self.clock = clock
         self.lease = 0
-        self.value = ""  # what /dcm/leader holds while we lead (the fencing compare)
+        self.value = ""  # what the leader key holds while we lead (the fencing compare)
 
     @property
     def leading(self) -> bool:
@@ -186,22 +186,19 @@ class Leadership:
     def hold(self) -> tuple:
         """Refresh the lead or campaign for it; returns ``(leading now, changed)``."""
         if self.lease:
-            if self.client.lease_keepalive(self.lease) > 0:
-                kv = self.client.get(keys.LEADER)
-                if kv is not None and kv.value == self.value:
-                    return True, False
+            if self.store.keepalive(self.lease) > 0 and self.store.leads(self.value):
+                return True, False
             LOG.warning("%s lost the lead (lease %x gone)", self.name, self.lease)
             self.lease, self.value = 0, ""
             return False, True
-        if self.client.get(keys.LEADER) is not None:
+        if self.store.leader_present():
             return False, False
-        lease = self.client.lease_grant(self.ttl)
+        lease = self.store.grant(self.ttl)
         value = json.dumps({"name": self.name, "lease": f"{lease:x}", "pid": os.getpid(),
                             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))},
                            sort_keys=True)
-        won, _responses, _rev = self.client.txn([cmp_absent(keys.LEADER)], [op_put(keys.LEADER, value, lease)])
-        if not won:
-            self.client.lease_revoke(lease)
+        if not self.store.campaign(value, lease):
+            self.store.revoke(lease)
             return False, False
         self.lease, self.value = lease, value
         return True, True
@@ -210,14 +207,14 @@ class Leadership:
         """Give the lead up at once (clean stop): a standby takes over on its next campaign."""
         if self.lease:
             try:
-                self.client.lease_revoke(self.lease)
+                self.store.revoke(self.lease)
             except StoreError as exc:
                 LOG.warning("could not revoke lease %x (%s); a standby leads once it expires", self.lease, exc)
             self.lease, self.value = 0, ""
 
     def fence(self) -> dict:
         """The transaction compare that holds only while we still lead."""
-        return cmp_value(keys.LEADER, self.value)
+        return self.store.fence(self.value)
 
 
 # -- the daemon ---------------------------------------------------------------------------------
@@ -226,11 +223,10 @@ class Master:
 
     def __init__(self, config: MasterConfig, client: EtcdClient, clock: Callable[[], float] = time.time) -> None:
         self.config = config
-        self.client = client
         self.store = DcmStore(client)
         self.clock = clock
-        self.leadership = Leadership(client, config.name, config.leader_ttl, clock)
-        self.events = EventLog(client, f"master-{config.name}", log=LOG, clock=clock)
+        self.leadership = Leadership(self.store, config.name, config.leader_ttl, clock)
+        self.events = self.store.event_log(f"master-{config.name}", log=LOG, clock=clock)
         self.missing_since: dict = {}  # host -> when this leader first saw it without a lease
         self.stopping = threading.Event()
         self.checks = 0
@@ -238,7 +234,7 @@ class Master:
 
     def lost_hosts(self, snap: Snapshot, now: float) -> tuple:
         """``(lost, pending)``: placed hosts without a lease past the grace period, and those within it."""
-        placed = {host for record in snap.clusters.values() for _node, host in keys.placed_nodes(record) if host}
+        placed = {host for record in snap.clusters.values() for _node, host in naming.placed_nodes(record) if host}
         absent = placed - set(snap.hosts)
         self.missing_since = {host: self.missing_since.get(host, now) for host in absent}
         lost = {host for host, since in self.missing_since.items() if now - since >= self.config.host_grace}
@@ -246,13 +242,12 @@ class Master:
 
     def hosts_changed(self) -> bool:
         """True when a host registered or left since the last check (one keys-only read)."""
-        kvs, _revision = self.client.get_prefix(keys.HOSTS, keys_only=True)
-        return frozenset(kv.key for kv in kvs) != self.hosts_seen
+        return self.store.host_names() != self.hosts_seen
 
     def check(self) -> list:
         """One comparison of desired and observed state; returns the decisions committed."""
         snap = self.store.snapshot()
-        self.hosts_seen = frozenset(keys.host_key(name) for name in snap.hosts)
+        self.hosts_seen = frozenset(snap.hosts)
         now = self.clock()
         lost, pending = self.lost_hosts(snap, now)
         if pending:
@@ -264,11 +259,7 @@ class Master:
         revision = snap.revision
         for decision in reconcile(snap, lost):
             record = apply_decision(snap.clusters[decision.cluster], decision, now)
-            guards = [self.leadership.fence()] + [
-                cmp_mod_revision_below(prefix, revision + 1, keys.prefix_end(prefix))
-                for prefix in (keys.CLUSTERS, keys.CORDON)]
-            ok, _responses, revision = self.client.txn(
-                guards, [op_put(keys.cluster_key(decision.cluster), canonical_json(record))])
+            ok, revision = self.store.commit_repair(decision.cluster, record, revision, self.leadership.fence())
             if not ok:
                 LOG.info("the pool changed during the check (or the lead was lost); checking again next time")
                 break
@@ -322,7 +313,7 @@ class Master:
 
 def show_leader(config: MasterConfig) -> int:
     """``dcm-master --show``: print the current leader record (exit 1 when nobody leads)."""
-    return daemon.show_key(EtcdClient(config.etcd), keys.LEADER, "no DCM master leads (/dcm/leader is absent)")
+    return daemon.show(DcmStore(EtcdClient(config.etcd)).raw_leader(), "no DCM master leads (/dcm/leader is absent)")
 
 
 def main(argv: list | None = None) -> int:

@@ -9,7 +9,7 @@ prints when a ``pattern`` does not match.
 
 from __future__ import annotations
 
-from .units import MEMORY_PATTERN
+from ..core.units import MEMORY_PATTERN
 
 SCHEMA_ID = "urn:dcspark:cluster-spec:v1"
 

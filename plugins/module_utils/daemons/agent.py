@@ -28,7 +28,6 @@ from a copy of ``module_utils`` installed by the ``dcm_agent`` role.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import socket
@@ -37,15 +36,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import converge, daemon, flannel, hostinfo, keys, labels
-from .errors import DcmError, StoreError
-from .docker_host import DEFAULT_LAST_USED_FILE
-from .etcd import EtcdClient, EtcdConfig, etcd_config_from
-from .events import EventLog
-from .gc import DEFAULT_THRESHOLD
+from . import converge, daemon
+
+from ..host import flannel, hostinfo
+
+
+from ..core import labels
+from ..core.errors import DcmError, StoreError
+from ..host.docker import DEFAULT_LAST_USED_FILE
+from ..state.etcd import EtcdClient, EtcdConfig, etcd_config_from
+from ..state.store import DcmStore
+from ..state.events import EventLog
+from ..policy.gc import DEFAULT_THRESHOLD
 from .gc_timers import DEFAULT_INTERVAL, GcSettings, GcTimers
-from .spec import canonical_json
-from .units import format_cpus, parse_cpus, parse_memory
+from ..core.units import format_cpus, parse_cpus, parse_memory
 
 LOG = logging.getLogger("dcm-agent")
 
@@ -192,22 +196,17 @@ class Agent:
     def __init__(self, config: AgentConfig, client: EtcdClient,
                  facts: Callable[[], HostFacts] = read_facts, clock: Callable[[], float] = time.time) -> None:
         self.config = config
-        self.client = client
+        self.store = DcmStore(client)
         self.facts = facts
         self.clock = clock
         self.lease = 0
         self.beats = 0
         self.stopping = threading.Event()
 
-    @property
-    def key(self) -> str:
-        return keys.host_key(self.config.host_name)
-
     def register(self) -> None:
         """Write the host record on a new lease."""
-        lease = self.client.lease_grant(self.config.lease_ttl)
         record = host_record(self.config, self.facts(), self.clock())
-        self.client.put(self.key, canonical_json(record), lease=lease)
+        lease = self.store.register_host(record, self.config.lease_ttl)
         self.lease = lease
         self.beats = 0
         LOG.info("registered %s (lease %x, ttl %ss): %s CPUs, %s bytes allocatable", self.config.host_name,
@@ -215,20 +214,19 @@ class Agent:
 
     def beat(self) -> None:
         """Refresh the lease; register again if it is gone; rewrite the record now and then."""
-        if not self.lease or self.client.lease_keepalive(self.lease) <= 0:
+        if not self.lease or self.store.keepalive(self.lease) <= 0:
             if self.lease:
                 LOG.warning("lease %x expired; registering %s again", self.lease, self.config.host_name)
             self.register()
             return
         self.beats += 1
         if self.beats % max(self.config.refresh_every, 1) == 0:
-            record = host_record(self.config, self.facts(), self.clock())
-            self.client.put(self.key, canonical_json(record), lease=self.lease)
+            self.store.put_host(host_record(self.config, self.facts(), self.clock()), self.lease)
 
     def deregister(self) -> None:
         if self.lease:
             try:
-                self.client.lease_revoke(self.lease)
+                self.store.revoke(self.lease)
                 LOG.info("revoked lease %x: %s left the pool", self.lease, self.config.host_name)
             except StoreError as exc:
                 LOG.warning("could not revoke lease %x (%s); the host leaves when it expires", self.lease, exc)
@@ -265,21 +263,22 @@ class Converger:
 
     def __init__(self, config: AgentConfig, client: EtcdClient, nodes, events: EventLog | None = None) -> None:
         self.config = config
-        self.client = client  # its own client: the heartbeat thread uses the agent's
+        self.store = DcmStore(client)  # its own client: the heartbeat thread uses the agent's
         self.nodes = nodes  # converge.DockerNodes
         self.events = events
-        self.reported: dict = {}  # status key -> (value without time, when written)
+        self.reported: dict = {}  # (cluster, node) -> (value without time, when written, lease)
         self.addresses: dict = {}  # container name -> address, of this host's nodes at the last pass
 
     def wanted(self) -> dict:
-        """Every node the cluster records place on this host; a broken record is logged and skipped."""
-        kvs, _revision = self.client.get_prefix(keys.CLUSTERS)
+        """Every node the cluster records place on this host.
+
+        A record that is not JSON fails the whole read (:class:`CorruptRecord`), so the pass changes
+        nothing; a record that lacks what a node needs is logged and skipped.
+        """
         wanted: dict = {}
-        for kv in kvs:
+        for record in self.store.clusters().values():
             try:
-                wanted.update(converge.desired_nodes([json.loads(kv.value)], self.config.host_name))
-            except ValueError:
-                LOG.warning("%s is not JSON; ignored", kv.key)
+                wanted.update(converge.desired_nodes([record], self.config.host_name))
             except DcmError as exc:
                 LOG.warning("%s", exc)
         return wanted
@@ -305,7 +304,7 @@ class Converger:
         for cluster in sorted(clusters):
             local = {name: address for name, address in self.addresses.items()
                      if name in wanted and wanted[name].cluster == cluster}
-            if files.write(cluster, flannel.cluster_addresses(self.client, cluster, local)):
+            if files.write(cluster, flannel.cluster_addresses(self.store.status(cluster=cluster).values(), local)):
                 LOG.info("hosts file of cluster %s updated (%s)", cluster, files.path(cluster))
         files.prune(clusters)
 
@@ -315,7 +314,7 @@ class Converger:
         now = time.time()
         current = set()
         for name, node in wanted.items():
-            key = keys.status_key(node.cluster, node.node)
+            key = (node.cluster, node.node)
             current.add(key)
             report = reports[name]
             value = converge.status_value(report)
@@ -323,10 +322,10 @@ class Converger:
             # unchanged reports are refreshed now and then, so observed_at tells a stale agent
             if last and last[0] == value and now - last[1] < 30 and last[2] == lease:
                 continue
-            self.client.put(key, converge.status_value(converge.stamp(report, now)), lease=lease)
+            self.store.put_status(node.cluster, node.node, converge.status_value(converge.stamp(report, now)), lease)
             self.reported[key] = (value, now, lease)
         for key in sorted(set(self.reported) - current):
-            self.client.delete(key)
+            self.store.delete_status(*key)
             del self.reported[key]
 
     def run(self, agent: "Agent") -> None:
@@ -373,7 +372,7 @@ def make_converger(config: AgentConfig) -> Converger | None:
     nodes = converge.DockerNodes(client, last_used_file=config.last_used_file, log=LOG,
                                  hosts_files=flannel.HostsFiles(config.hosts_dir),
                                  subnet_file=config.flannel_subnet_file)
-    return Converger(config, etcd, nodes, events=EventLog(etcd, config.host_name, log=LOG))
+    return Converger(config, etcd, nodes, events=DcmStore(etcd).event_log(config.host_name, log=LOG))
 
 
 def make_gc_timers(config: AgentConfig) -> GcTimers | None:
@@ -389,14 +388,13 @@ def make_gc_timers(config: AgentConfig) -> GcTimers | None:
     images = (f"every {config.image_gc_interval:g} s, above {config.image_gc_threshold:.0%} disk use"
               if config.image_gc_interval else "off")
     LOG.info("container GC %s; image GC %s", containers, images)
-    return GcTimers(config.host_name, config.gc_settings(), etcd, events=EventLog(etcd, config.host_name, log=LOG))
+    return GcTimers(config.host_name, config.gc_settings(), etcd, events=DcmStore(etcd).event_log(config.host_name, log=LOG))
 
 
 def show_registration(config: AgentConfig) -> int:
     """``dcm-agent --show``: print this host's record from etcd (exit 1 when it is not registered)."""
-    key = keys.host_key(config.host_name)
-    return daemon.show_key(EtcdClient(config.etcd), key,
-                           f"{config.host_name} is not registered in etcd ({key} is absent)")
+    return daemon.show(DcmStore(EtcdClient(config.etcd)).raw_host(config.host_name),
+                       f"{config.host_name} is not registered in etcd (no host record)")
 
 
 def main(argv: list | None = None) -> int:

@@ -1,0 +1,204 @@
+"""Cluster records and the pool's capacity, as values: what a reservation and a repair are planned from.
+
+Pure: records in, scheduler input and new records out. The state API (:mod:`..state.store`) reads the
+records from etcd and commits what these functions compute; the DCM master plans its repairs with them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ..core.units import parse_cpus, parse_memory
+from ..spec.model import canonical_json, node_requests, spec_hash
+from .rollout import node_views
+from .scheduler import Host, Plan, Request, schedule
+
+
+def cluster_usage(record: dict) -> dict:
+    """Resources a cluster record reserves per host: ``{host: (millicpus, bytes, nodes)}``.
+
+    During a rolling change a node not moved yet still holds what the old generation asked for, on
+    its old host (:func:`rollout.node_views`).
+    """
+    totals: dict = {}
+    requests: dict = {}
+    for node, host, view in node_views(record):
+        if not host:
+            continue
+        key = id(view)
+        if key not in requests:
+            requests[key] = node_requests(view["spec"])
+        _add(totals, host, requests[key][node.split("-", 1)[0]])
+    return totals
+
+
+def _add(totals: dict, host: str, request: tuple) -> None:
+    cpus, memory, nodes = totals.get(host, (0, 0, 0))
+    totals[host] = (cpus + request[0], memory + request[1], nodes + 1)
+
+
+def requests_of(spec: dict) -> dict:
+    return {role: Request(*value) for role, value in node_requests(spec).items()}
+
+
+def host_capacity(record: dict) -> tuple:
+    """Allocatable ``(millicpus, bytes)`` of a host record (total minus the agent's reserve)."""
+    allocatable = record.get("allocatable") or record
+    return parse_cpus(allocatable["cpus"]), parse_memory(allocatable["memory"])
+
+
+def pool_hosts(
+    host_records: dict,
+    cluster_records: Iterable[dict],
+    cordoned: Iterable[str] = (),
+    exclude_cluster: str | None = None,
+) -> list:
+    """Scheduler input from etcd records; ``exclude_cluster``'s own reservation is not counted.
+
+    Hosts that only appear in a placement (their agent lost its lease) are
+    listed as not live, so the plan says why they were not used.
+    """
+    cordoned = set(cordoned)
+    usage: dict = {}
+    members: dict = {}
+    for record in cluster_records:
+        if record["name"] == exclude_cluster:
+            continue
+        for host, (cpus, memory, nodes) in cluster_usage(record).items():
+            total = usage.get(host, (0, 0, 0))
+            usage[host] = (total[0] + cpus, total[1] + memory, total[2] + nodes)
+            members.setdefault(host, set()).add(record["name"])
+    hosts = []
+    for name in sorted(set(host_records) | set(usage)):
+        cpus, memory, nodes = usage.get(name, (0, 0, 0))
+        record = host_records.get(name)
+        capacity = host_capacity(record) if record else (0, 0)
+        hosts.append(Host(
+            name=name, cpus=capacity[0], memory=capacity[1], requested_cpus=cpus, requested_memory=memory,
+            nodes=nodes, clusters=frozenset(members.get(name, ())), live=record is not None,
+            cordoned=name in cordoned,
+        ))
+    return hosts
+
+
+def what_if_hosts(entries: Iterable[dict]) -> list:
+    """Scheduler input from ``{name, cpus, memory, requested_cpus, requested_memory}`` dicts."""
+    hosts = []
+    for entry in entries:
+        hosts.append(Host(
+            name=str(entry["name"]),
+            cpus=parse_cpus(entry["cpus"]),
+            memory=parse_memory(entry["memory"]),
+            requested_cpus=parse_cpus(entry.get("requested_cpus") or 0),
+            requested_memory=parse_memory(entry.get("requested_memory") or 0),
+            nodes=int(entry.get("nodes") or 0),
+            clusters=frozenset(entry.get("clusters") or ()),
+            live=bool(entry.get("live", True)),
+            cordoned=bool(entry.get("cordoned", False)),
+        ))
+    return hosts
+
+
+def plan_cluster(spec: dict, hosts: list) -> Plan:
+    return schedule(spec["name"], requests_of(spec), spec["worker"]["count"], hosts)
+
+
+NETWORK_DRIVERS = ("overlay", "bridge", "flannel")
+HIDDEN = "********"
+
+
+def default_network(name: str, driver: str = "overlay") -> dict:
+    """The cluster's own network: ``dcm-<name>``, created before its containers, removed after them."""
+    return {"name": f"dcm-{name}", "driver": driver}
+
+
+def cluster_secret(previous: dict | None) -> str:
+    """The cluster's ``spark.authenticate`` secret: kept across generations, random for a new cluster."""
+    kept = (previous or {}).get("secret")
+    return kept if isinstance(kept, str) and len(kept) >= 32 else secrets.token_hex(32)
+
+
+def jupyter_token(previous: dict | None) -> str:
+    """The token of the cluster's Jupyter server: kept across generations, random for a new one."""
+    kept = (previous or {}).get("jupyter_token")
+    return kept if isinstance(kept, str) and len(kept) >= 32 else secrets.token_hex(24)
+
+
+def public_record(record: dict | None) -> dict | None:
+    """A cluster record fit for output and logs: the secret and the Jupyter token hidden."""
+    if not record:
+        return record
+    shown = dict(record)
+    for key in ("secret", "jupyter_token"):
+        if key in shown:
+            shown[key] = HIDDEN
+    return shown
+
+
+def cluster_record(
+    spec: dict,
+    placement: dict,
+    images: dict | None,
+    previous: dict | None,
+    deployed_by: str | None,
+    now: float,
+    network: dict | None = None,
+) -> dict:
+    """The record ``/dcm/clusters/<name>`` holds for a new generation."""
+    record = {
+        "name": spec["name"],
+        "spec": spec,
+        "spec_hash": spec_hash(spec),
+        "images": dict(images or {}),
+        "network": dict(network or (previous or {}).get("network") or default_network(spec["name"])),
+        "secret": cluster_secret(previous),
+        "placement": placement,
+        "generation": (previous or {}).get("generation", 0) + 1,
+        "desired_state": "running",
+        "deployed_by": deployed_by,
+        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+    }
+    if "jupyter" in spec:
+        record["jupyter_token"] = jupyter_token(previous)
+    return record
+
+
+def record_unchanged(previous: dict | None, spec: dict, images: dict | None, network: dict | None = None) -> bool:
+    """True when ``previous`` already is this spec with these images and network (no new generation)."""
+    if not previous:
+        return False
+    if previous.get("spec_hash") != spec_hash(spec):
+        return False
+    if network is not None and dict(network) != previous.get("network"):
+        return False
+    return images is None or dict(images) == previous.get("images", {})
+
+
+@dataclass
+class Snapshot:
+    """Hosts, cordons and clusters read at one etcd revision."""
+
+    revision: int
+    hosts: dict = field(default_factory=dict)
+    cordoned: set = field(default_factory=set)
+    clusters: dict = field(default_factory=dict)
+    cordons: dict = field(default_factory=dict)  # host -> {reason, since, drain}
+
+    @property
+    def drained(self) -> set:
+        """Cordoned hosts whose nodes the DCM master moves away."""
+        return {host for host, cordon in self.cordons.items() if cordon.get("drain")}
+
+    def pool(self, exclude_cluster: str | None = None) -> list:
+        return pool_hosts(self.hosts, self.clusters.values(), self.cordoned, exclude_cluster)
+
+
+def prune_entry(cluster: str, entry: dict, now: float) -> str:
+    """The prune-queue value for a generation that left the history: its images and when."""
+    return canonical_json({
+        "cluster": cluster, "generation": entry.get("generation"), "images": entry.get("images") or {},
+        "queued_at": now,
+    })

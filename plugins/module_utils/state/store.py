@@ -1,0 +1,353 @@
+"""The pool's state API: the one owner of every key under ``/dcm/`` (layout in :mod:`.keys`).
+
+Agents, the DCM master and the modules read and write the pool only through :class:`DcmStore`;
+nothing else builds a key or a transaction. Two rules hold for every method:
+
+- a value that does not parse raises :class:`CorruptRecord` naming the key, and is never treated as
+  absent (a loop that took a broken record for a missing one would remove what it describes);
+- every write of a record is one transaction guarded on what was read (its mod revision, or "nothing
+  under the allocation prefixes changed since revision R"), so two writers never overwrite each other.
+
+Reservation is optimistic: read hosts and clusters at one revision R, plan, then write the cluster
+record in one transaction guarded by "no key under ``/dcm/clusters/`` or ``/dcm/cordon/`` was modified
+after R". If another deploy committed in between, the transaction fails and we re-read and re-plan.
+Deletions free capacity, so they cannot make a plan overcommit and need no guard.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from ..core.errors import CorruptRecord, ReservationConflict, StoreError
+from ..policy.placement import Snapshot, cluster_record, plan_cluster, prune_entry, record_unchanged
+from ..policy.rollout import DEFAULT_KEEP, STRATEGIES, history_entry, rolling_possible, start_rollout
+from ..policy.scheduler import Plan
+from ..spec.model import canonical_json, spec_hash
+from . import keys
+from .etcd import (EtcdClient, cmp_absent, cmp_mod_revision, cmp_mod_revision_below, cmp_value,
+                   op_delete, op_put)
+from .etcd import load
+from .events import EventLog, read_events
+
+
+@dataclass
+class Reservation:
+    record: dict
+    changed: bool
+    attempts: int
+    plan: Plan | None = None
+    previous: dict | None = None
+    pruned: list = field(default_factory=list)  # generations that left the history
+    rolling: str = ""  # "" (no rollout) or why the change is not rolling when it was asked to be
+
+
+def _allocation_guards(revision: int) -> list:
+    """Nothing under the prefixes a placement depends on changed after ``revision``."""
+    return [cmp_mod_revision_below(prefix, revision + 1, keys.prefix_end(prefix))
+            for prefix in (keys.CLUSTERS, keys.CORDON)]
+
+
+class DcmStore:
+    """Reads and writes the ``/dcm/`` keyspace; ``client`` is an :class:`EtcdClient`."""
+
+    def __init__(self, client: EtcdClient) -> None:
+        self.client = client
+
+    # -- reads -------------------------------------------------------------------------------
+    def _objects(self, prefix: str, revision: int = 0) -> tuple:
+        """``({key: object}, revision)`` of every key under ``prefix``."""
+        kvs, header = self.client.get_prefix(prefix, revision=revision)
+        return {kv.key: load(kv) for kv in kvs}, header
+
+    def snapshot(self, revision: int = 0) -> Snapshot:
+        """Hosts, cordons and cluster records read at one revision."""
+        hosts, revision = self._objects(keys.HOSTS, revision)
+        cordons, _rev = self._objects(keys.CORDON, revision)
+        clusters, _rev = self._objects(keys.CLUSTERS, revision)
+        snap = Snapshot(revision=revision)
+        snap.hosts = {keys.name_from_key(keys.HOSTS, key): value for key, value in hosts.items()}
+        snap.cordons = {keys.name_from_key(keys.CORDON, key): value for key, value in cordons.items()}
+        snap.cordoned = set(snap.cordons)
+        snap.clusters = {keys.name_from_key(keys.CLUSTERS, key): value for key, value in clusters.items()}
+        return snap
+
+    def clusters(self, revision: int = 0) -> dict:
+        """Every cluster record: ``{name: record}``."""
+        records, _rev = self._objects(keys.CLUSTERS, revision)
+        return {keys.name_from_key(keys.CLUSTERS, key): value for key, value in records.items()}
+
+    def get_cluster(self, name: str) -> dict | None:
+        return self.read_cluster(name)[0]
+
+    def read_cluster(self, name: str) -> tuple:
+        """``(record or None, its mod revision)``, for a write guarded on it."""
+        kv = self.client.get(keys.cluster_key(name))
+        return (load(kv), kv.mod_revision) if kv else (None, 0)
+
+    def history(self, name: str, revision: int = 0) -> dict:
+        """The retained generations of cluster ``name``: ``{generation: entry}``."""
+        return self.histories(revision, name).get(name, {})
+
+    def histories(self, revision: int = 0, cluster: str | None = None) -> dict:
+        """Retained generations under ``/dcm/generations/``: ``{cluster: {generation: entry}}``."""
+        prefix = keys.generations_prefix(cluster) if cluster else keys.GENERATIONS
+        entries, _rev = self._objects(prefix, revision)
+        histories: dict = {}
+        for key, entry in entries.items():
+            name = keys.name_from_key(keys.GENERATIONS, key).rsplit("/", 1)[0]
+            try:
+                generation = int(entry["generation"])
+            except (KeyError, TypeError, ValueError):
+                raise CorruptRecord(key, "has no generation number") from None
+            histories.setdefault(name, {})[generation] = entry
+        return histories
+
+    def status(self, revision: int = 0, cluster: str | None = None) -> dict:
+        """The agents' reports under ``/dcm/status/``: ``{(cluster, node): report}``."""
+        prefix = keys.status_prefix(cluster) if cluster else keys.STATUS
+        reports, _rev = self._objects(prefix, revision)
+        return {tuple(keys.name_from_key(keys.STATUS, key).split("/", 1)): report for key, report in reports.items()}
+
+    def events(self, limit: int = 20, cluster: str | None = None, revision: int = 0) -> list:
+        """The newest ``limit`` events, oldest first; only ``cluster``'s when given."""
+        return read_events(self.client, limit, cluster, revision)
+
+    def event_log(self, source: str, **kwargs: object) -> EventLog:
+        """An event writer for ``source`` (a master, an agent, a module)."""
+        return EventLog(self.client, source, **kwargs)
+
+    def leader(self, revision: int = 0) -> dict | None:
+        """The DCM master in charge, or None when nobody leads."""
+        kv = self.client.get(keys.LEADER, revision=revision)
+        return load(kv) if kv else None
+
+    def host_names(self) -> frozenset:
+        """The hosts registered now (one keys-only read: cheap enough for every campaign tick)."""
+        kvs, _revision = self.client.get_prefix(keys.HOSTS, keys_only=True)
+        return frozenset(keys.name_from_key(keys.HOSTS, kv.key) for kv in kvs)
+
+    def raw_host(self, name: str) -> str | None:
+        """The record of host ``name`` as stored (``dcm-agent --show``)."""
+        kv = self.client.get(keys.host_key(name))
+        return kv.value if kv else None
+
+    def raw_leader(self) -> str | None:
+        """The leader record as stored (``dcm-master --show``)."""
+        kv = self.client.get(keys.LEADER)
+        return kv.value if kv else None
+
+    def prune_queue(self, revision: int = 0) -> dict:
+        """The registry's prune queue: ``{queue key: (entry, mod revision)}``."""
+        kvs, _rev = self.client.get_prefix(keys.REGISTRY_PRUNE, revision=revision)
+        return {kv.key: (load(kv), kv.mod_revision) for kv in kvs}
+
+    def reserve(
+        self,
+        spec: dict,
+        images: dict | None = None,
+        deployed_by: str | None = None,
+        attempts: int = 20,
+        check_mode: bool = False,
+        network: dict | None = None,
+        keep: int = DEFAULT_KEEP,
+        strategy: str = "rolling",
+        origin: str = "deploy",
+        rollback_of: int | None = None,
+    ) -> Reservation:
+        """Plan ``spec`` against the live pool and commit its record atomically.
+
+        A change is a new generation: the record, its history entry and, for a running cluster with
+        ``strategy`` rolling, a rollout from the previous generation, in one transaction that also
+        drops the history beyond the newest ``keep`` generations (their images go to the registry's
+        prune queue). Re-reads and re-plans when another writer got in first; raises
+        :class:`ScheduleError` when the cluster does not fit (nothing written),
+        :class:`ReservationConflict` after ``attempts`` lost races.
+        """
+        name = spec["name"]
+        if keep < 1:
+            raise StoreError(f"keep must be at least 1 generation, got {keep}")
+        if strategy not in STRATEGIES:
+            raise StoreError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        for attempt in range(1, attempts + 1):
+            snap = self.snapshot()
+            previous = snap.clusters.get(name)
+            if record_unchanged(previous, spec, images, network):
+                return Reservation(record=previous, changed=False, attempts=attempt, previous=previous)
+            if previous and previous.get("spec_hash") == spec_hash(spec):
+                # Same spec, new images: the same resources stay where they are reserved.
+                plan = None
+                placement = previous["placement"]
+            else:
+                plan = plan_cluster(spec, snap.pool(exclude_cluster=name))
+                placement = plan.placement
+            now = time.time()
+            record = cluster_record(spec, placement, images, previous, deployed_by, now, network)
+            history = self.history(name, revision=snap.revision)
+            # a cluster deployed again after an undeploy goes on from the generations it retained
+            record["generation"] = max(record["generation"], max(history, default=0) + 1)
+            rolling = ""
+            if strategy == "rolling" and previous:
+                possible, rolling = rolling_possible(previous, record)
+                if possible:
+                    record = start_rollout(previous, record, now)
+            ops = [op_put(keys.cluster_key(name), canonical_json(record))]
+            if previous and int(previous.get("generation", 0)) not in history:
+                # a generation recorded before histories were kept
+                recorded = history_entry(previous, origin="recorded")
+                history[int(previous.get("generation", 0))] = recorded
+                ops.append(op_put(keys.generation_key(name, previous.get("generation", 0)), canonical_json(recorded)))
+            entry = history_entry(record, origin, rollback_of)
+            history[record["generation"]] = entry
+            ops.append(op_put(keys.generation_key(name, record["generation"]), canonical_json(entry)))
+            pruned = [history[g] for g in sorted(history)[:-keep]]
+            for old in pruned:
+                ops.append(op_delete(keys.generation_key(name, old["generation"])))
+                ops.append(op_put(keys.prune_key(name, old["generation"]), prune_entry(name, old, now)))
+            reservation = Reservation(record=record, changed=True, attempts=attempt, plan=plan, previous=previous,
+                                      pruned=pruned, rolling=rolling)
+            if check_mode:
+                return reservation
+            # Another reservation, or a host cordoned since the read, invalidates the plan.
+            ok, _responses, _rev = self.client.txn(_allocation_guards(snap.revision), ops)
+            if ok:
+                return reservation
+            time.sleep(min(0.01 * attempt, 0.2))
+        raise ReservationConflict(
+            f"cluster {name}: the pool's allocations kept changing during {attempts} attempts to reserve; "
+            "nothing was reserved, run the deploy again"
+        )
+
+    def remove_cluster(self, name: str, check_mode: bool = False, purge: bool = False) -> tuple:
+        """Delete a cluster's record and status keys in one transaction: ``(removed record or None, purged)``.
+
+        Its retained generations stay (their images stay in the registry for a quick redeploy, which
+        goes on numbering from them) unless ``purge``: then the history goes too, even of a cluster
+        without a record, and the images of every generation (the current one included) go to the
+        registry's prune queue; ``purged`` lists those generations.
+        """
+        kv = self.client.get(keys.cluster_key(name))
+        record = load(kv) if kv else None
+        history = self.history(name) if purge else {}
+        if purge and record is not None:
+            history.setdefault(int(record.get("generation", 0)), history_entry(record, "recorded"))
+            if record.get("rollout"):
+                old = record["rollout"]["from"]
+                history.setdefault(int(old.get("generation", 0)), history_entry(old, "recorded"))
+        if check_mode or (record is None and not history):
+            return record, sorted(history)
+        ops = []
+        guards = []
+        if record is not None:
+            status = keys.status_prefix(name)
+            guards.append(cmp_mod_revision(kv.key, kv.mod_revision))
+            ops += [op_delete(kv.key), op_delete(status, keys.prefix_end(status))]
+        if purge:
+            now = time.time()
+            generations = keys.generations_prefix(name)
+            ops.append(op_delete(generations, keys.prefix_end(generations)))
+            ops += [op_put(keys.prune_key(name, g), prune_entry(name, entry, now)) for g, entry in history.items()]
+        ok, _r, _rev = self.client.txn(guards, ops)
+        if not ok:
+            raise StoreError(f"cluster {name} changed while it was being removed; run the removal again")
+        return record, sorted(history)
+
+    # -- hosts ---------------------------------------------------------------------------------
+    def register_host(self, record: dict, ttl: int = 30) -> int:
+        """Write a host record on a new lease of ``ttl`` seconds; returns the lease."""
+        lease = self.grant(ttl)
+        self.put_host(record, lease)
+        return lease
+
+    def set_cordon(self, host: str, cordoned: bool, reason: str = "", drain: bool = False,
+                   check_mode: bool = False) -> bool:
+        """Cordon (no new nodes), drain (cordon and move its nodes away) or release ``host``; True if changed."""
+        key = keys.cordon_key(host)
+        kv = self.client.get(key)
+        current = load(kv) if kv else None
+        guard = cmp_mod_revision(key, kv.mod_revision) if kv else cmp_absent(key)
+        if not cordoned:
+            if current is None:
+                return False
+            ops = [op_delete(key)]
+        elif current is not None and bool(current.get("drain")) == drain and current.get("reason", "") == reason:
+            return False
+        else:
+            ops = [op_put(key, json.dumps({"reason": reason, "since": time.time(), "drain": drain}, sort_keys=True))]
+        if not check_mode:
+            self._commit(key, [guard], ops)
+        return True
+
+    def _commit(self, what: str, guards: list, ops: list) -> None:
+        ok, _responses, _rev = self.client.txn(guards, ops)
+        if not ok:
+            raise StoreError(f"{what} changed while it was being written (another writer); run again")
+
+    # -- the DCM master ------------------------------------------------------------------------
+    def commit_repair(self, name: str, record: dict, since_revision: int, fence: dict) -> tuple:
+        """Write a repaired cluster record: ``(committed, revision)``.
+
+        Guarded by the leader's ``fence`` and by "nothing under the allocation prefixes changed
+        after ``since_revision``" (the repair was planned at that revision).
+        """
+        ok, _responses, revision = self.client.txn(
+            [fence] + _allocation_guards(since_revision),
+            [op_put(keys.cluster_key(name), canonical_json(record))])
+        return ok, revision
+
+    def campaign(self, value: str, lease: int) -> bool:
+        """Take the lead with ``value`` on ``lease`` when nobody holds it; True when won."""
+        won, _responses, _rev = self.client.txn([cmp_absent(keys.LEADER)], [op_put(keys.LEADER, value, lease)])
+        return won
+
+    def leads(self, value: str) -> bool:
+        """True while the leader key holds exactly ``value``."""
+        return self.raw_leader() == value
+
+    def leader_present(self) -> bool:
+        return self.raw_leader() is not None
+
+    @staticmethod
+    def fence(value: str) -> dict:
+        """The transaction compare that holds only while the leader key still holds ``value``."""
+        return cmp_value(keys.LEADER, value)
+
+    # -- rolling changes -------------------------------------------------------------------------
+    def advance_rollout(self, name: str, record: dict, mod_revision: int) -> bool:
+        """Write the record after a rollout step, guarded on the revision it was read at; True if written."""
+        key = keys.cluster_key(name)
+        ok, _responses, _rev = self.client.txn([cmp_mod_revision(key, mod_revision)],
+                                               [op_put(key, canonical_json(record))])
+        return ok
+
+    # -- the registry's prune queue -----------------------------------------------------------
+    def settle_prune(self, key: str, mod_revision: int) -> bool:
+        """Remove a settled prune-queue entry unless it changed since read; True when removed."""
+        if not key.startswith(keys.REGISTRY_PRUNE):
+            raise StoreError(f"{key} is not a prune-queue key")
+        ok, _responses, _rev = self.client.txn([cmp_mod_revision(key, mod_revision)], [op_delete(key)])
+        return ok
+
+    # -- leases (hosts, status reports, the lead) -----------------------------------------------
+    def grant(self, ttl: int) -> int:
+        return self.client.lease_grant(ttl)
+
+    def keepalive(self, lease: int) -> int:
+        """Refresh ``lease``; the remaining TTL (0 or less: the lease is gone)."""
+        return self.client.lease_keepalive(lease)
+
+    def revoke(self, lease: int) -> None:
+        self.client.lease_revoke(lease)
+
+    # -- the agents ------------------------------------------------------------------------------
+    def put_host(self, record: dict, lease: int) -> None:
+        """Write this host's record on its agent's lease (the agent is the only writer of its key)."""
+        self.client.put(keys.host_key(record["name"]), canonical_json(record), lease=lease)
+
+    def put_status(self, cluster: str, node: str, value: str, lease: int) -> None:
+        """An agent's report of one node, on the agent's lease (it is the only writer of that key)."""
+        self.client.put(keys.status_key(cluster, node), value, lease=lease)
+
+    def delete_status(self, cluster: str, node: str) -> None:
+        self.client.delete(keys.status_key(cluster, node))
