@@ -13,7 +13,7 @@ Measures, for one spec (face.json by default), with the real playbooks:
 - baseline: a playbook that only gathers facts on the same hosts and reads etcd once — what any
             playbook run against this pool costs. Every figure is also given as a ratio to it.
 
-Targets (issue: runtime environments and the cluster lifecycle): warm deploy to ALIVE <= 30 s for a
+Targets: warm deploy to ALIVE <= 30 s for a
 master, 3 workers and a driver; no-op redeploy <= 10 s. Not a test: nothing here asserts.
 
     .venv/bin/python benchmarks/bench_deploy.py [-i inventories/sandbox] [--spec face.json]

@@ -1,4 +1,4 @@
-"""Fault injection on the scenario's pool: the DCM master and agents keep clusters alive (issue 5).
+"""Fault injection on the scenario's pool: the DCM master and agents keep clusters alive.
 
 Each test breaks something for real, asserts that the pool repairs itself (within a generous
 deadline: a repair that never comes fails), and measures how long it took; the figures and whether

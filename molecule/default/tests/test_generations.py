@@ -1,4 +1,4 @@
-"""Generations and rollback on the scenario's pool (issue 8), with the real playbooks, agents and registry.
+"""Generations and rollback on the scenario's pool, with the real playbooks, agents and registry.
 
 One story, in order (each test builds on the one before, as an operator's week would):
 generation A is specs/face.json; B changes one package version (numpy 2.1.3 -> 2.1.2) and rolls
