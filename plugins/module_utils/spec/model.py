@@ -278,6 +278,27 @@ def normalize_spec(raw: Any, source: str | None = None) -> dict:
     return spec
 
 
+def check_job_conf(spec: dict, conf: Any) -> dict:
+    """The Spark settings of one job submitted to the cluster of ``spec``, checked by the very rules of the
+    spec's ``spark_conf`` (nothing DCM manages, sizes within the nodes) as if they were added to it.
+
+    Returns them normalized (string values); raises :class:`SpecError` with paths under ``conf``.
+    """
+    if conf is None:
+        return {}
+    if not isinstance(conf, dict):
+        raise SpecError([f"conf: must be an object of Spark settings, got {_json_type(conf)}"], "job")
+    merged = copy.deepcopy(spec)
+    merged["spark_conf"] = {**spec.get("spark_conf", {}), **conf}
+    try:
+        normalize_spec(merged)
+    except SpecError as exc:
+        mine = [problem.replace("spark_conf", "conf", 1) for problem in exc.problems
+                if any(problem.startswith(join_path("spark_conf", key)) for key in conf)]
+        raise SpecError(mine or exc.problems, "job") from None
+    return {str(key): _spark_value(value) for key, value in sorted(conf.items())}
+
+
 def parse_spec_text(text: str, source: str | None = None) -> dict:
     """Decode JSON text and normalize it; a JSON syntax error names line and column."""
     try:

@@ -8,6 +8,7 @@
 ``/dcm/registry/prune/<name>/<N>`` images of a generation no longer retained, for the registry to delete
 ``/dcm/leader``              the DCM master in charge (on its lease)
 ``/dcm/events/<time>-<source>`` what the masters and agents did (newest kept, oldest pruned)
+``/dcm/jobs/<name>/<id>``    one job submitted to a cluster (ids sort by submission time; newest kept)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ LEADER = PREFIX + "leader"
 EVENTS = PREFIX + "events/"
 GENERATIONS = PREFIX + "generations/"
 REGISTRY_PRUNE = PREFIX + "registry/prune/"
+JOBS = PREFIX + "jobs/"
 
 
 def host_key(host: str) -> str:
@@ -50,6 +52,14 @@ def generations_prefix(cluster: str) -> str:
 def generation_key(cluster: str, generation: int) -> str:
     """``/dcm/generations/face/0000000007``: zero-padded, so keys sort by generation."""
     return f"{generations_prefix(cluster)}{int(generation):010d}"
+
+
+def jobs_prefix(cluster: str) -> str:
+    return f"{JOBS}{cluster}/"
+
+
+def job_key(cluster: str, job_id: str) -> str:
+    return jobs_prefix(cluster) + job_id
 
 
 def prune_key(cluster: str, generation: int) -> str:

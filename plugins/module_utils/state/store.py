@@ -223,7 +223,8 @@ class DcmStore:
         """Delete a cluster's record and status keys in one transaction: ``(removed record or None, purged)``.
 
         Its retained generations stay (their images stay in the registry for a quick redeploy, which
-        goes on numbering from them) unless ``purge``: then the history goes too, even of a cluster
+        goes on numbering from them), and so do its job records, unless ``purge``: then the history and
+        the job records go too, even of a cluster
         without a record, and the images of every generation (the current one included) go to the
         registry's prune queue; ``purged`` lists those generations.
         """
@@ -245,8 +246,9 @@ class DcmStore:
             ops += [op_delete(kv.key), op_delete(status, keys.prefix_end(status))]
         if purge:
             now = time.time()
-            generations = keys.generations_prefix(name)
+            generations, jobs = keys.generations_prefix(name), keys.jobs_prefix(name)
             ops.append(op_delete(generations, keys.prefix_end(generations)))
+            ops.append(op_delete(jobs, keys.prefix_end(jobs)))
             ops += [op_put(keys.prune_key(name, g), prune_entry(name, entry, now)) for g, entry in history.items()]
         ok, _r, _rev = self.client.txn(guards, ops)
         if not ok:
@@ -328,6 +330,34 @@ class DcmStore:
             raise StoreError(f"{key} is not a prune-queue key")
         ok, _responses, _rev = self.client.txn([cmp_mod_revision(key, mod_revision)], [op_delete(key)])
         return ok
+
+    # -- jobs ------------------------------------------------------------------------------------
+    def put_job(self, job: dict, keep: int = 50) -> None:
+        """Write the record of one job of ``job["cluster"]`` (its start, then its end), keeping the newest ``keep``.
+
+        A job's record has one writer, the submission that runs it; the oldest records go in one
+        transaction guarded on the revisions read (a record rewritten meanwhile stays until the next write).
+        """
+        if keep < 1:
+            raise StoreError(f"keep must be at least 1 job record, got {keep}")
+        cluster, job_id = job["cluster"], job["id"]
+        key = keys.job_key(cluster, job_id)
+        self.client.put(key, canonical_json(job))
+        kvs, _rev = self.client.get_prefix(keys.jobs_prefix(cluster), keys_only=True)
+        old = sorted((kv for kv in kvs if kv.key != key), key=lambda kv: kv.key)[:max(len(kvs) - keep, 0)]
+        if old:
+            self.client.txn([cmp_mod_revision(kv.key, kv.mod_revision) for kv in old],
+                            [op_delete(kv.key) for kv in old])
+
+    def jobs(self, cluster: str | None = None, limit: int = 0, revision: int = 0) -> list:
+        """Job records, oldest first (the newest ``limit`` when given); one cluster's when ``cluster`` is given."""
+        records, _rev = self._objects(keys.jobs_prefix(cluster) if cluster else keys.JOBS, revision)
+        found = [records[key] for key in sorted(records, key=lambda k: k.rsplit("/", 1)[1])]
+        return found[-limit:] if limit else found
+
+    def job(self, cluster: str, job_id: str) -> dict | None:
+        kv = self.client.get(keys.job_key(cluster, job_id))
+        return load(kv) if kv else None
 
     # -- leases (hosts, status reports, the lead) -----------------------------------------------
     def grant(self, ttl: int) -> int:
