@@ -1,0 +1,60 @@
+"""One look at a cluster on its way to running: what ``dcm_wait`` polls (its action plugin prints the progress).
+
+The cluster is up when the agents report every node running at the record's generation and its Spark
+master lists as many ALIVE workers as the spec asks for. A degraded cluster (a node the DCM master cannot
+place) will not get there, so a look says so and the wait stops.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.parse
+
+from ..core.errors import DcmError
+from ..policy.views import pool_view
+from ..state.store import DcmStore
+
+
+def alive_workers(ui: str | None, timeout: float = 5.0) -> int | None:
+    """How many workers the master's ``/json/`` page lists ALIVE; None when it does not answer yet."""
+    if not ui:
+        return None
+    url = urllib.parse.urlsplit(ui)
+    connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=timeout)
+    try:
+        connection.request("GET", "/json/")
+        answer = connection.getresponse()
+        page = json.loads(answer.read().decode("utf-8")) if answer.status == 200 else {}
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+    return sum(1 for worker in page.get("workers") or [] if worker.get("state") == "ALIVE")
+
+
+def observe(store: DcmStore, cluster: str, alive: bool = True) -> dict:
+    """``{clusters: [view], alive, progress, done, degraded, waiting}`` of ``cluster`` now."""
+    snap = store.snapshot()
+    if cluster not in snap.clusters:
+        raise DcmError(f"cluster {cluster} has no record in etcd (deployed clusters: "
+                       f"{', '.join(sorted(snap.clusters)) or 'none'})")
+    view = pool_view(snap, store.status(snap.revision, cluster), cluster,
+                     histories=store.histories(snap.revision, cluster))["clusters"][0]
+    nodes = view["nodes"]
+    workers = sum(1 for node in nodes if node["node"].startswith("worker-"))
+    count = alive_workers(view["ui"]) if alive and view["converged"] else None
+    progress = f"{view['running']}/{len(nodes)} nodes running"
+    if alive:
+        progress += f", {count or 0}/{workers} workers ALIVE"
+    waiting = [f"{node['node']} on {node['host']}: {node['state']}"
+               + (f" ({node['error']})" if node.get("error") else "")
+               for node in nodes if not (node["state"] == "running" and node["generation"] == view["generation"])]
+    return {
+        "clusters": [view],
+        "alive": count or 0,
+        "progress": progress,
+        "done": view["converged"] and (not alive or (count or 0) >= workers),
+        "degraded": view["health"] == "degraded",
+        "waiting": waiting,
+    }
