@@ -1,9 +1,10 @@
 # Copyright: DCSpark contributors
 # Apache License 2.0 (see LICENSE)
-"""Jinja filters for CPU and memory quantities and the scheduler's Eq. 2 (docs: the .yml files here)."""
+"""Jinja filters for CPU and memory quantities, the scheduler's Eq. 2 and the status text (docs: the .yml files here)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
@@ -11,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import UnitError
 from ansible_collections.dcspark.dcm.plugins.module_utils.policy.scheduler import least_requested_rate as _rate
 from ansible_collections.dcspark.dcm.plugins.module_utils.core.units import format_memory, parse_cpus, parse_memory
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.views import SECTIONS, status_text
 
 
 def _memory(value: object, what: str) -> int:
@@ -92,8 +94,28 @@ def pool_address(host: object) -> str:
                              "nor inventory_hostname")
 
 
+def status_lines(view: object, section: object = None, now: object = None) -> list:
+    """The pool view of dcm_pool_info (its registered result) as status.yml prints it: aligned lines.
+
+    ``section`` is hosts, clusters or events (all three when omitted); ``now`` (seconds since the
+    epoch) is what ages are counted from, the current time when omitted.
+    """
+    if not isinstance(view, Mapping) or not isinstance(view.get("hosts"), list) \
+            or not isinstance(view.get("clusters"), list):
+        raise AnsibleFilterError("status_lines: expects the result of dcspark.dcm.dcm_pool_info (a dict with hosts "
+                                 f"and clusters), got {type(view).__name__}")
+    if section is not None and section not in SECTIONS:
+        raise AnsibleFilterError(f"status_lines: section must be one of {', '.join(SECTIONS)}, got {section!r}")
+    if now is not None and (isinstance(now, bool) or not isinstance(now, (int, float))):
+        raise AnsibleFilterError(f"status_lines: now is seconds since the epoch, got {now!r}")
+    try:
+        return status_text(view, None if section is None else str(section), time.time() if now is None else now)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise AnsibleFilterError(f"status_lines: the view does not read as dcm_pool_info's ({exc})") from None
+
+
 class FilterModule:
-    """DCSpark quantity filters."""
+    """DCSpark quantity filters and the status text."""
 
     def filters(self) -> dict:
         return {
@@ -102,4 +124,5 @@ class FilterModule:
             "cpus_milli": cpus_milli,
             "least_requested_rate": least_requested_rate,
             "pool_address": pool_address,
+            "status_lines": status_lines,
         }

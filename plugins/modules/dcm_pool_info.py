@@ -88,6 +88,8 @@ clusters:
       V(rollback) with C(rollback_of), or V(recorded) - C(deployed_by), C(updated_at), C(spec_hash),
       C(spark_version), C(pip_packages), C(images), C(placement)), and C(rollout), where a rolling change
       stands (C(from), C(to), C(done), C(pending)), or null.
+    - C(jobs), the cluster's five newest jobs, newest first (C(id), C(app), C(state), C(exit_code), C(duration_s),
+      C(app_id), C(submitted_by), C(submitted_at)); M(dcspark.dcm.dcm_logs) reads one whole.
   returned: success
   type: list
   elements: dict
@@ -113,8 +115,11 @@ def read_pool(m: DcmModule) -> None:
     cluster = m.params["cluster"]
     store = m.store()
     snap = store.snapshot()
+    jobs: dict = {}
+    for job in store.jobs(cluster, revision=snap.revision):
+        jobs.setdefault(job.get("cluster"), []).append(job)
     view = pool_view(snap, store.status(snap.revision), cluster, store.events(m.params["events"], cluster, snap.revision),
-                     store.leader(snap.revision), store.histories(snap.revision, cluster))
+                     store.leader(snap.revision), store.histories(snap.revision, cluster), jobs)
     m.result.update(view)
     if cluster and m.params["must_exist"] and not view["clusters"]:
         m.fail(f"cluster {cluster} has no record in etcd (deployed clusters: {', '.join(sorted(snap.clusters)) or 'none'})")

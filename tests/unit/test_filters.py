@@ -17,7 +17,8 @@ GIB = 1 << 30
 
 
 def test_the_plugin_exports_the_documented_filters():
-    assert set(FILTERS) == {"memory_bytes", "memory_human", "cpus_milli", "least_requested_rate", "pool_address"}
+    assert set(FILTERS) == {"memory_bytes", "memory_human", "cpus_milli", "least_requested_rate", "pool_address",
+                            "status_lines"}
 
 
 @pytest.mark.parametrize("value, expected", [
