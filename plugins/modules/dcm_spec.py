@@ -14,7 +14,19 @@ description:
   - "Errors name the JSON path and the rule, e.g. C(worker.count: must be >= 1, got 0). Unknown keys are errors."
   - When the spec has C(runtime.app_dir), the folder is resolved relative to the spec file's folder (or
     O(base_dir)) and must exist and hold C(app.main).
-  - Changes nothing anywhere; the first step of C(deploy_cluster.yml).
+  - With O(check_index=true), also asks the Python package index the image build installs from whether
+    C(pyspark==<runtime.spark_version>) is a release there, whether every C(runtime.pip_packages) pin
+    (C(name==version)) names a version there, and whether some version satisfies every other requirement
+    (C(name>=1.2,<2), a bare C(name); checked with the C(packaging) library when the module's Python has it,
+    else only the project's existence). It reads one simple-API page (PEP 503/691) per project and downloads
+    no wheel, so a wrong version fails in about a second instead of minutes into an image build.
+  - "That is not a full resolution: transitive dependencies are not resolved, and whether a file fits the
+    image's Python version or platform is not checked; pip may still fail on those during the build."
+  - "Errors name the JSON path, e.g. C(runtime.spark_version: 4.0.9 is not a release of pyspark on
+    https://pypi.org/simple (newest: ...)) or C(runtime.pip_packages[1]: numpy==9.9.9: no such version on
+    https://pypi.org/simple (newest: ...)). An index that cannot be reached is an error, never a pass; the
+    message says how to skip the check (O(check_index=false))."
+  - Changes nothing anywhere; the first step of C(deploy_cluster.yml) and of C(plan.yml).
 author:
   - DCSpark developers (@dcspark)
 extends_documentation_fragment:
@@ -48,6 +60,44 @@ options:
       - Folder C(runtime.app_dir) is relative to. Defaults to the spec file's folder; required for a dict
         spec with an app.
     type: path
+  check_index:
+    description:
+      - Ask the package index about C(runtime.spark_version) and C(runtime.pip_packages) (see above).
+      - The playbooks turn it on, with the image build's index settings (C(spark_images_pip_index_url),
+        C(spark_images_pip_extra_index_url), C(spark_images_ca_bundle), C(spark_images_https_proxy),
+        C(spark_images_no_proxy)); C(-e dcm_check_index=false) turns it off, e.g. in an air-gapped pool
+        whose build host reaches a mirror the control node cannot.
+      - Ignored with O(name).
+    type: bool
+    default: false
+  index_url:
+    description:
+      - The index's simple API, as pip's C(--index-url). Empty or unset, PyPI (C(https://pypi.org/simple)), as
+        the image build.
+    type: str
+  extra_index_url:
+    description:
+      - More indexes, as pip's C(--extra-index-url) (space-separated URLs). A version on any of the indexes counts.
+    type: str
+  index_ca:
+    description:
+      - A CA bundle on the control node that replaces the default trust for the index (as
+        C(spark_images_ca_bundle) does for the build). Unset, the system's trust (and C(SSL_CERT_FILE)).
+    type: path
+  index_proxy:
+    description:
+      - An HTTP proxy URL for the index. Unset or empty, the control node's C(https_proxy), C(http_proxy) and
+        C(no_proxy) environment.
+    type: str
+  index_no_proxy:
+    description:
+      - Hosts reached without O(index_proxy), comma-separated as C(no_proxy).
+    type: str
+  index_timeout:
+    description:
+      - Seconds one request to the index may take.
+    type: float
+    default: 10.0
 seealso:
   - module: dcspark.dcm.dcm_schedule
 """
@@ -61,6 +111,13 @@ EXAMPLES = r"""
 - name: Show where its application comes from
   ansible.builtin.debug:
     msg: "{{ face.spec.name }} ({{ face.spec_hash }}): app from {{ face.app_dir }}"
+
+- name: Check the spec and ask PyPI about its Spark version and pip packages
+  dcspark.dcm.dcm_spec:
+    spec: specs/face.json
+    check_index: true
+    index_url: "{{ spark_images_pip_index_url | default(omit, true) }}"
+    index_ca: "{{ spark_images_ca_bundle | default(omit, true) }}"
 
 - name: Check a cluster name given on the command line (-e cluster=face)
   dcspark.dcm.dcm_spec:
@@ -89,13 +146,29 @@ requests:
   returned: when O(spec) is given
   type: dict
   sample: {"master": [500, 805306368], "driver": [1000, 1073741824], "worker": [1000, 1610612736], "workers": 3}
+index:
+  description:
+    - What the package index check found, in C(indexes) the indexes asked, in C(resolved) per requirement
+      (pyspark first) the newest version that satisfies it (null when it cannot be told without C(packaging)),
+      in C(packaging) whether that library was used, in C(seconds) how long it took.
+  returned: when O(spec) is given and O(check_index=true)
+  type: dict
+  sample:
+    indexes: ["https://pypi.org/simple"]
+    resolved:
+      - {"path": "runtime.spark_version", "requirement": "pyspark==4.0.1", "version": "4.0.1"}
+      - {"path": "runtime.pip_packages[0]", "requirement": "numpy==2.1.3", "version": "2.1.3"}
+    packaging: true
+    seconds: 0.41
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError, SpecError
+from ansible_collections.dcspark.dcm.plugins.module_utils.host.package_index import (
+    IndexUnreachable, PackageIndex, check_runtime)
 from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec.loading import spec_from_param
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import node_requests, spec_hash, validate_schema
@@ -115,7 +188,8 @@ def resolve_app_dir(spec: dict, base_dir: str | None) -> str:
                        "app_dir is relative to the spec file's folder")
     main = (spec.get("app") or {}).get("main")
     if main and not os.path.isfile(os.path.join(folder, main)):
-        raise DcmError(f"app.main: {main} is not in {folder}")
+        raise DcmError(f"app.main: {main} is not a file in {folder} (runtime.app_dir {relative}, relative to the "
+                       "spec file's folder): add it there or fix app.main")
     return folder
 
 
@@ -126,6 +200,26 @@ def check_name(name: str) -> str:
     if problems:
         raise DcmError("; ".join(problems))
     return name
+
+
+SKIP_INDEX = ("runtime.spark_version and runtime.pip_packages could not be checked against the index the image "
+              "build installs from. Fix the network, the proxy (index_proxy; the playbooks pass "
+              "spark_images_https_proxy) or the CA bundle (index_ca; spark_images_ca_bundle), or skip the check: "
+              "-e dcm_check_index=false (module option check_index: false)")
+
+
+def check_index(spec: dict, params: dict, source: str | None) -> dict:
+    """What the package index says about the spec's Spark version and pip packages; fails on any problem."""
+    urls = [params["index_url"] or ""] + (params["extra_index_url"] or "").split()
+    index = PackageIndex(urls, ca=params["index_ca"], timeout=params["index_timeout"],
+                         proxy=params["index_proxy"], no_proxy=params["index_no_proxy"])
+    try:
+        found = check_runtime(spec["runtime"], index)
+    except IndexUnreachable as exc:
+        raise DcmError(f"{exc}: {SKIP_INDEX}") from None
+    if found["problems"]:
+        raise SpecError(found["problems"], source)
+    return {key: value for key, value in found.items() if key != "problems"}
 
 
 def validate(m: DcmModule) -> None:
@@ -139,6 +233,8 @@ def validate(m: DcmModule) -> None:
     spec = spec_from_param(value)
     app_dir = resolve_app_dir(spec, base_dir)
     requests = node_requests(spec)
+    if m.params["check_index"]:
+        m.result["index"] = check_index(spec, m.params, value if isinstance(value, str) else "(inline spec)")
     m.result.update(
         spec=spec,
         name=spec["name"],
@@ -151,7 +247,18 @@ def validate(m: DcmModule) -> None:
 def main() -> None:
     m = DcmModule(
         AnsibleModule,
-        argument_spec={"spec": {"type": "raw"}, "name": {"type": "str"}, "base_dir": {"type": "path"}},
+        argument_spec={
+            "spec": {"type": "raw"},
+            "name": {"type": "str"},
+            "base_dir": {"type": "path"},
+            "check_index": {"type": "bool", "default": False},
+            "index_url": {"type": "str"},
+            "extra_index_url": {"type": "str"},
+            "index_ca": {"type": "path"},
+            "index_proxy": {"type": "str"},
+            "index_no_proxy": {"type": "str"},
+            "index_timeout": {"type": "float", "default": 10.0},
+        },
         etcd=None,
         mutually_exclusive=[("spec", "name")],
         required_one_of=[("spec", "name")],
