@@ -39,6 +39,8 @@ ROLE_INCLUDES = {"ansible.builtin.import_role", "ansible.builtin.include_role", 
 REGEX_OPERATOR = re.compile(r"\bis\s+(?:not\s+)?(?:match|search|regex)\b|\|\s*regex_(?:search|findall)\b")
 # What names a cluster: the -e cluster=... of the operator playbooks, deploy_name, a spec's name.
 CLUSTER_NAME = re.compile(r"cluster|deploy_name|spec\w*\.name\b")
+# dcm_spec given the -e cluster as it is (a default only turns "not given" into the spec's own message)
+CHECKED_NAME = re.compile(r"\{\{\s*cluster\s*(\|\s*default\([^)]*\)\s*)?\}\}")
 CLAUSE_SPLIT = re.compile(r"\band\b|\bor\b|\bif\b|\belse\b|[,(\n]")
 
 
@@ -325,7 +327,8 @@ def cluster_names_not_checked_by_the_spec_rule(root: Path) -> list:
                 name, args = action(task) or "", task.get(action(task) or "")
                 if not name.startswith(PREFIX) or not isinstance(args, dict):
                     continue
-                if name == PREFIX + "dcm_spec" and re.fullmatch(r"\{\{\s*cluster\s*\}\}", str(args.get("name", "")).strip()):
+                named = str(args.get("name", "")).strip()
+                if name == PREFIX + "dcm_spec" and re.fullmatch(CHECKED_NAME, named):
                     checked = True
                 elif not checked and any(re.search(r"\{\{\s*cluster\b", text) for text in strings_in(args)):
                     found.append(f"{label}: {name} gets -e cluster before dcspark.dcm.dcm_spec checked it "
@@ -337,6 +340,36 @@ def cluster_names_not_checked_by_the_spec_rule(root: Path) -> list:
 def test_every_module_is_in_the_dcm_action_group():
     missing = modules_missing_from_group(ROOT)
     assert not missing, f"meta/runtime.yml action_groups.dcm lacks {missing}"
+
+
+def plays_reaching_etcd_before_the_masters_addresses(root: Path) -> list:
+    """Plays that give the group the etcd connection before their playbook imported masters_facts.yml.
+
+    The etcd endpoints are derived from the master hosts' addresses, which masters_facts.yml gathers;
+    without it they fall back to the inventory names, which the members' certificates do not name.
+    A play on the control node itself (plan.yml) contacts no pool host: it takes dcm_etcd_* as the
+    inventory gives them, or plans without etcd.
+    """
+    found = []
+    for path in playbook_files(root):
+        doc = load(path)
+        if not is_playbook(doc):
+            continue
+        imported = False
+        for item in doc:
+            target = str(item.get("ansible.builtin.import_playbook") or item.get("import_playbook") or "")
+            if target.endswith("masters_facts.yml"):
+                imported = True
+            elif ("hosts" in item and item["hosts"] != "localhost" and group_defaults(item) and not imported
+                  and path.name != "masters_facts.yml"):
+                found.append(f"{path.relative_to(root)}: play {item.get('name')!r}")
+    return found
+
+
+def test_plays_that_reach_etcd_first_read_the_masters_addresses():
+    found = plays_reaching_etcd_before_the_masters_addresses(ROOT)
+    assert not found, "import masters_facts.yml before these plays (the etcd endpoints come from it):\n" + \
+        "\n".join(found)
 
 
 def test_no_playbook_gives_etcd_options_outside_module_defaults():
@@ -471,6 +504,9 @@ def test_the_checks_catch_the_old_style(broken):
                for f in misfits), misfits
     assert any("'Check a name'" in f and "dcm_spec takes no etcd options" in f for f in misfits), misfits
     assert any("read.yml" in f and "dcm_pool_info needs the etcd connection" in f for f in misfits), misfits
+
+    assert any("old.yml" not in f and "misfit.yml: play 'Defaults reach a module without etcd options'" in f
+               for f in plays_reaching_etcd_before_the_masters_addresses(broken))
 
     rules = own_cluster_name_rules(broken)
     assert len(rules) == 1 and rules[0].endswith("cluster is match"), rules  # not the sandbox name

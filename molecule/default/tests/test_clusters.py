@@ -5,7 +5,8 @@ OpenCV 3.4, numpy 1) with playbooks/deploy_cluster.yml, exactly as an operator d
 what the issue promises: both applications succeed with their own library versions, container
 limits equal the spec, the placement is the scheduler's plan, one cluster cannot reach the other's
 master, a client without the cluster's secret is refused, an unchanged redeploy changes nothing,
-bad specs change nothing, and undeploy leaves nothing behind.
+bad specs change nothing, jobs submitted to the running clusters (several at once, a failing one, one
+past its timeout) and their logs, and undeploy leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -29,13 +30,24 @@ SPECS = {FACE: "face.json", VIDEO: "video_synopsis.json"}
 MIB = 1 << 20
 
 
-def playbook(inventory: str, name: str, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
+def _playbook_command(inventory: str, name: str, args: tuple) -> tuple:
+    """``(argv, env)`` of an ansible-playbook run of one of the collection's playbooks, as an operator runs it."""
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"), ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml",
                PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
-    return subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory,
-                           os.path.join(REPO, "playbooks", name), *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, os.path.join(REPO, "playbooks", name),
+            *args], env
+
+
+def playbook(inventory: str, name: str, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
+    argv, env = _playbook_command(inventory, name, args)
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def playbook_process(inventory: str, name: str, *args: str) -> subprocess.Popen:
+    """``playbook`` started in the background (several at once)."""
+    argv, env = _playbook_command(inventory, name, args)
+    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def recap(output: str) -> dict:
@@ -101,6 +113,12 @@ def test_both_applications_succeed_with_their_own_versions(deployed):
     # what the executors loaded, as each application printed it
     assert "4.10.0" in face and "2.1.3" in face and "4.0.1" in face
     assert "3.4.18" in video and "1.26.4" in video and "3.5.3" in video
+
+
+def test_a_deploy_shows_progress_lines_and_no_retry_noise(deployed):
+    for name, run in deployed.items():
+        assert "FAILED - RETRYING" not in run.stdout, run.stdout[-4000:]
+        assert re.search(rf"{name}: \d+/\d+ nodes running, (\d+)/\1 workers ALIVE", run.stdout), run.stdout[-4000:]
 
 
 def test_both_clusters_run_side_by_side(pool, deployed):
@@ -238,6 +256,121 @@ def test_a_malformed_spec_changes_nothing(pool, deployed, tmp_path):
     assert "worker.count: must be >= 1, got 0" in said, said[-3000:]
     assert "name: must be a DNS label" in said and "colour: unknown key" in said, said[-3000:]
     assert pool.state() == before
+
+
+JOB = """import sys
+import numpy
+from pyspark.sql import SparkSession
+
+from jobhelpers import probe
+
+session = SparkSession.builder.appName(sys.argv[1]).getOrCreate()
+seen = sorted(set(session.sparkContext.parallelize(range(4), 2).map(probe).collect()))
+print("JOB", sys.argv[1], "spark", session.version, "numpy", numpy.__version__, "executors", seen)
+if sys.argv[2:] == ["fail"]:
+    raise ValueError("deliberate failure of " + sys.argv[1])
+if sys.argv[2:] == ["hang"]:
+    import time
+    time.sleep(900)
+"""
+HELPERS = """def probe(_):
+    import numpy
+    print("EXECUTOR-PROBE", numpy.__version__, flush=True)
+    return numpy.__version__
+"""
+
+
+def submit_args(name: str, tmp_path, *extra: str) -> list:
+    app, helpers = tmp_path / "job.py", tmp_path / "jobhelpers.py"
+    app.write_text(JOB)
+    helpers.write_text(HELPERS)
+    return ["-e", f"cluster={name}", "-e", f"app={app}", "-e", json.dumps({"files": [str(helpers)]}), *extra]
+
+
+def job_id(output: str) -> str:
+    found = re.search(r"job (\d{8}T\d{6}Z-[0-9a-f]{6}) on cluster", output)
+    assert found, output[-3000:]
+    return found.group(1)
+
+
+def test_the_deploys_application_run_is_a_job_record(pool, deployed):
+    jobs = pool.etcd_get(f"/dcm/jobs/{FACE}/", prefix=True)
+    assert any(job["app"] == "detect.py" and job["state"] == "succeeded" and job["exit_code"] == 0
+               and job["app_id"] for job in jobs.values()), jobs
+
+
+def test_jobs_submitted_at_once_run_with_their_clusters_versions(pool, deployed, tmp_path):
+    runs = []
+    for name, tag in ((FACE, "one"), (FACE, "two"), (VIDEO, "three")):
+        folder = tmp_path / tag
+        folder.mkdir()
+        args = submit_args(name, folder, "-e", json.dumps({"args": [tag], "conf": {"spark.cores.max": "1"}}))
+        runs.append((name, tag, playbook_process(pool.inventory, "submit.yml", *args)))
+    expected = {FACE: ("4.0.1", "2.1.3"), VIDEO: ("3.5.3", "1.26.4")}
+    for name, tag, proc in runs:
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, f"{tag} on {name}:\n{out[-4000:]}\n{err[-2000:]}"
+        spark, numpy = expected[name]
+        assert f"JOB {tag} spark {spark} numpy {numpy} executors ['{numpy}']" in out, out[-3000:]
+        record = pool.etcd_get(f"/dcm/jobs/{name}/{job_id(out)}")[f"/dcm/jobs/{name}/{job_id(out)}"]
+        assert record["state"] == "succeeded" and record["app"] == "job.py" and record["args"] == [tag]
+        assert record["conf"] == {"spark.cores.max": "1"} and record["app_id"].startswith("app-")
+
+
+def test_a_failing_job_fails_submit_with_its_error(pool, deployed, tmp_path):
+    run = playbook(pool.inventory, "submit.yml", *submit_args(FACE, tmp_path, "-e", json.dumps({"args": ["bad", "fail"]})))
+    assert run.returncode != 0
+    said = " ".join(run.stdout.split())
+    assert "failed with exit code 1" in said and "ValueError: deliberate failure of bad" in said, said[-3000:]
+
+
+def test_a_job_over_its_timeout_is_killed_and_leaves_nothing_behind(pool, deployed, tmp_path):
+    run = playbook(pool.inventory, "submit.yml",
+                   *submit_args(FACE, tmp_path, "-e", json.dumps({"args": ["slow", "hang"]}), "-e", "timeout=40"))
+    assert run.returncode != 0
+    said = " ".join(run.stdout.split())
+    assert "ran longer than 40 s and was killed" in said, said[-3000:]
+    ident = job_id(run.stdout)
+    driver = pool.hosts[pool.cluster(FACE)["placement"]["driver"]]
+    left = driver.run(f"docker exec spark-driver-{FACE} sh -c 'ls /tmp/dcspark-jobs; "
+                      "cat /proc/[0-9]*/cmdline | tr \"\\000\" \" \"'")
+    assert ident not in left.stdout, left.stdout  # no folder and no process of the job
+    assert "org.apache.spark.deploy.SparkSubmit" not in left.stdout, left.stdout  # no driver JVM left
+    record = pool.etcd_get(f"/dcm/jobs/{FACE}/{ident}")[f"/dcm/jobs/{FACE}/{ident}"]
+    assert record["state"] == "timed_out" and record["exit_code"] in (124, 137)
+
+
+def test_logs_show_a_workers_registration_and_a_jobs_executor_output(pool, deployed, tmp_path):
+    run = playbook(pool.inventory, "submit.yml", *submit_args(FACE, tmp_path, "-e", json.dumps({"args": ["logged"]})))
+    assert run.returncode == 0, run.stdout[-3000:]
+    ident = job_id(run.stdout)
+    worker = playbook(pool.inventory, "logs.yml", "-e", f"cluster={FACE}", "-e", "node=worker-1", "-e", "lines=400")
+    assert worker.returncode == 0 and "Successfully registered with master" in worker.stdout, worker.stdout[-3000:]
+    job = playbook(pool.inventory, "logs.yml", "-e", f"cluster={FACE}", "-e", f"job={ident}")
+    assert job.returncode == 0, job.stdout[-3000:]
+    assert "JOB logged spark 4.0.1" in job.stdout and "EXECUTOR-PROBE 2.1.3" in job.stdout, job.stdout[-4000:]
+    assert re.search(r"--- worker-\d+ executor \d+ stdout", job.stdout), job.stdout[-4000:]
+    status = playbook(pool.inventory, "status.yml", "-e", f"cluster={FACE}")
+    assert status.returncode == 0 and ident in status.stdout, status.stdout[-3000:]
+
+def test_status_json_agrees_with_etcd_and_the_hosts_containers(pool, deployed, tmp_path):
+    path = tmp_path / "status.json"
+    run = playbook(pool.inventory, "status.yml", "-e", f"json={path}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    view = json.loads(path.read_text())
+    assert sorted(cluster["name"] for cluster in view["clusters"]) == sorted(
+        key.rsplit("/", 1)[1] for key in pool.etcd_get("/dcm/clusters/", prefix=True))
+    assert sorted(host["name"] for host in view["hosts"] if host["live"]) == sorted(pool.names)
+    for cluster in view["clusters"]:
+        for node in cluster["nodes"]:
+            running = pool.hosts[node["host"]].check_output(
+                f"docker ps --filter name=^{node['container']}$ --filter status=running --format '{{{{.Names}}}}'")
+            assert (running == node["container"]) == (node["state"] == "running"), (node, running)
+    # the same view as tables: every cluster, its nodes and hosts on aligned lines
+    status = playbook(pool.inventory, "status.yml")
+    for cluster in view["clusters"]:
+        assert re.search(rf"^\s*{cluster['name']} gen {cluster['generation']}: Spark", status.stdout, re.M), status.stdout
+    assert re.search(r"^\s*HOST\s+ADDRESS\s+STATE\s+CPU-REQ", status.stdout, re.M), status.stdout[-3000:]
 
 
 def test_undeploy_leaves_nothing_behind(pool, deployed):
