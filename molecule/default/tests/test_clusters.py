@@ -353,6 +353,7 @@ def test_logs_show_a_workers_registration_and_a_jobs_executor_output(pool, deplo
     status = playbook(pool.inventory, "status.yml", "-e", f"cluster={FACE}")
     assert status.returncode == 0 and ident in status.stdout, status.stdout[-3000:]
 
+
 def test_status_json_agrees_with_etcd_and_the_hosts_containers(pool, deployed, tmp_path):
     path = tmp_path / "status.json"
     run = playbook(pool.inventory, "status.yml", "-e", f"json={path}")
