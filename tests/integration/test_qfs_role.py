@@ -68,6 +68,7 @@ def make_tarball(folder) -> tuple:
         add("bin/chunkserver", double("chunkserver"), 0o755)
         add("bin/tools/qfs", double("qfs"), 0o755)
         add("lib/libqfs_access.so", b"not a library\n")
+        add("lib/qfs_double_common.py", double("qfs_double_common.py"))
         add(f"lib/qfs-access-{VERSION}.jar", b"PK\x05\x06" + bytes(18))
         add(f"lib/hadoop-3.4.1-qfs-{VERSION}.jar", b"PK\x05\x06" + bytes(18))
         add("webui/qfsstatus.py", double("qfsstatus.py"), 0o755)
@@ -260,10 +261,14 @@ def test_installs_configures_initializes_once_and_changes_nothing_the_second_tim
         assert on_host(host, "ps", "-o", "user=", "-p", pid).stdout.strip() == "qfs", unit
         assert "NoNewPrivileges=yes" in read(host, f"/etc/systemd/system/{unit}.service")
 
-    # The file system was created once, with -c; the folders belong to qfs.
+    # The file system was created once, with -c (which exits), by the qfs user in the meta folder;
+    # the daemon then started without -c, working in that folder (it writes there).
     starts = read(host, "/var/lib/qfs/meta/starts.log").splitlines()
-    assert [line for line in starts if line.startswith("-c ")] == ["-c /etc/qfs/MetaServer.prp"], starts
-    assert on_host(host, "test", "-e", "/run/qfs-metaserver-init.env").returncode != 0
+    assert starts[0] == "cwd=/var/lib/qfs/meta -c /etc/qfs/MetaServer.prp", starts
+    assert [line for line in starts if " -c " in line] == starts[:1], starts
+    assert starts[-1] == "cwd=/var/lib/qfs/meta /etc/qfs/MetaServer.prp", starts
+    assert on_host(host, "stat", "-c", "%U", "/var/lib/qfs/meta/checkpoint/latest").stdout.strip() == "qfs"
+    assert on_host(host, "systemctl", "is-active", "qfs-metaserver-create-fs").stdout.strip() != "active"
     assert on_host(host, "test", "-f", "/var/lib/qfs/meta/.dcm-initialized").returncode == 0
     assert on_host(host, "test", "-f", "/var/lib/qfs/chunks/.double-was-here").returncode == 0
 
@@ -275,7 +280,7 @@ def test_installs_configures_initializes_once_and_changes_nothing_the_second_tim
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(read(host, "/var/lib/qfs/meta/starts.log").splitlines()) <= len(starts):
         time.sleep(0.5)
-    assert read(host, "/var/lib/qfs/meta/starts.log").splitlines()[-1] == "/etc/qfs/MetaServer.prp"
+    assert read(host, "/var/lib/qfs/meta/starts.log").splitlines()[-1] == "cwd=/var/lib/qfs/meta /etc/qfs/MetaServer.prp"
 
 
 def test_a_lost_file_system_image_is_never_replaced_by_a_new_one(tmp_path, host):

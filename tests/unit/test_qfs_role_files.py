@@ -144,23 +144,55 @@ def test_webui_config_has_the_keys_qfsstatus_reads():
 
 
 @pytest.mark.parametrize("unit,binary", [
-    ("qfs-metaserver", "/opt/qfs/bin/metaserver $QFS_METASERVER_OPTS /etc/qfs/MetaServer.prp"),
+    ("qfs-metaserver", "/opt/qfs/bin/metaserver /etc/qfs/MetaServer.prp"),
     ("qfs-chunkserver", "/opt/qfs/bin/chunkserver /etc/qfs/ChunkServer.prp"),
     ("qfs-webui", "/usr/bin/python3 /opt/qfs/webui/qfsstatus.py /etc/qfs/webui.conf"),
 ])
 def test_units_run_as_qfs_with_hardening(unit, binary):
-    text = render(f"{unit}.service.j2")
-    service = dict(line.split("=", 1) for line in text.split("[Service]")[1].split("[Install]")[0].splitlines()
-                   if "=" in line and not line.startswith("#"))
+    service = service_section(render(f"{unit}.service.j2"))
     assert service["ExecStart"] == binary
     assert service["Type"] == "simple" and service["User"] == "qfs" and service["Group"] == "qfs"
     assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
     assert service["CapabilityBoundingSet"] == ""
 
 
-def test_only_the_metaserver_reads_the_init_flag_file():
-    assert "EnvironmentFile=-/run/qfs-metaserver-init.env" in render("qfs-metaserver.service.j2")
-    assert "EnvironmentFile" not in render("qfs-chunkserver.service.j2")
+def service_section(text: str) -> dict:
+    return dict(line.split("=", 1) for line in text.split("[Service]")[1].split("[Install]")[0].splitlines()
+                if "=" in line and not line.startswith("#"))
+
+
+@pytest.mark.parametrize("unit,folder", [("qfs-metaserver", "/var/lib/qfs/meta"),
+                                         ("qfs-chunkserver", "/var/lib/qfs/chunks")])
+def test_daemons_work_in_a_folder_they_may_write(unit, folder):
+    # The real metaserver writes relative to its working directory: under ProtectSystem=strict with
+    # none set it failed with "MetaDataSync.cc:930 metadatafetch: Read-only file system".
+    service = service_section(render(f"{unit}.service.j2"))
+    assert service["WorkingDirectory"] == folder
+    assert folder in service["ReadWritePaths"].split()
+
+
+def test_no_unit_ever_passes_the_create_flag():
+    # "-c|-create-fs -- create new empty file system, and exit": only the one-time command may pass it.
+    for unit in ("qfs-metaserver", "qfs-chunkserver", "qfs-webui"):
+        text = render(f"{unit}.service.j2")
+        assert " -c" not in service_section(text)["ExecStart"] and "EnvironmentFile" not in text
+
+
+def test_the_file_system_is_created_with_minus_c_under_the_units_sandbox():
+    argv = templar().template(trust_as_template("{{ qfs__create_fs_argv }}"))
+    assert argv[:2] == ["systemd-run", "--quiet"] and "--wait" in argv and "--pipe" in argv
+    assert argv[-3:] == ["/opt/qfs/bin/metaserver", "-c", "/etc/qfs/MetaServer.prp"]
+    properties = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--property=")]
+    unit = service_section(render("qfs-metaserver.service.j2"))
+    for setting in properties:
+        key, _, value = setting.partition("=")
+        assert unit[key] == value, setting
+    assert {"User=qfs", "Group=qfs", "WorkingDirectory=/var/lib/qfs/meta", "ProtectSystem=strict"} <= set(properties)
+
+
+def test_the_runtime_libraries_qfs_links_are_installed():
+    # What ldd showed missing on Debian 12 for QFS 2.2.8's binaries and libqfs_access.so.
+    assert {"libboost-regex1.74.0", "libkrb5-3", "libssl3"} <= set(load("defaults", "main.yml")["qfs_packages"])
 
 
 @pytest.mark.parametrize("hosts,expected", [(1, "1"), (2, "2"), (3, "3"), (8, "3"), (9, "S"), (30, "S")])
