@@ -149,6 +149,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import Dcm
 from ansible_collections.dcspark.dcm.plugins.module_utils.host.docker import connect
 from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
 from ansible_collections.dcspark.dcm.plugins.module_utils.ops.jobs import KILL_AFTER, Job, driver_container, submit
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import qfs_host_map
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import check_job_conf
 
 DAY = 86400
@@ -180,7 +181,8 @@ def run_job(m: DcmModule) -> None:
               args=list(params["args"]), conf=check_job_conf(record["spec"], params["conf"]),
               main_class=params["main_class"] or "", timeout=params["timeout"],
               submitted_by=params["submitted_by"] or f"{getpass.getuser()}@{socket.gethostname()}",
-              label=(record["spec"].get("app") or {}).get("main", ""))
+              label=(record["spec"].get("app") or {}).get("main", ""),
+              qfs_hosts=qfs_host_map(record, store.snapshot().hosts))
     docker = connect(params["docker_host"], (params["timeout"] + KILL_AFTER + 60) if params["timeout"] else DAY)
     try:
         if m.check_mode:

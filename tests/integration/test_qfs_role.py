@@ -310,6 +310,9 @@ def qfs_tree(folder, hadoop: str = "3.4.1", access: bytes = b"access") -> str:
     (lib / "hadoop-2.10.1-qfs-2.2.7.jar").write_bytes(b"old shim")
     (lib / "libqfs_access.so").write_bytes(b"native")
     (lib / "libqfs_client.so").write_bytes(b"native client")
+    # Like the real release: the soname a library asks for is a symlink to the versioned file.
+    (lib / "libJerasure.so.2.0.0").write_bytes(b"jerasure")
+    (lib / "libJerasure.so.2").symlink_to("libJerasure.so.2.0.0")
     return str(folder / "opt-qfs")
 
 
@@ -377,14 +380,20 @@ def test_images_get_the_jars_the_native_libraries_and_the_documented_settings(tm
     # The jars of the release for Spark 4.0.1's Hadoop 3.4.1, not the other shims; every native library.
     assert sorted(os.path.basename(path) for path in qfs["jars"]) == [f"hadoop-3.4.1-qfs-{VERSION}.jar",
                                                                       f"qfs-access-{VERSION}.jar"]
-    assert sorted(os.path.basename(path) for path in qfs["libs"]) == ["libqfs_access.so", "libqfs_client.so"]
+    # Every library the loader may ask for, symlinked names included (the real libqfs_access.so asks
+    # for libJerasure.so.2, a symlink: without it the first write to qfs:// failed with an
+    # UnsatisfiedLinkError).
+    assert sorted(os.path.basename(path) for path in qfs["libs"]) == [
+        "libJerasure.so.2", "libJerasure.so.2.0.0", "libqfs_access.so", "libqfs_client.so"]
+    assert set(qfs["packages"]) >= {"libboost-regex1.74.0", "libkrb5-3", "libssl3"}
 
     files = result["files"]
     # Hadoop settings, key by key (QFS Migration Guide; Qfs.java's AbstractFileSystem binding).
     site = files["runtime/qfs/conf/core-site.xml"]
     hadoop = {prop.findtext("name"): prop.findtext("value") for prop in ElementTree.fromstring(site)}
     assert hadoop == {
-        "fs.qfs.impl": "com.quantcast.qfs.hadoop.QuantcastFileSystem",
+        # QFS's file system, block locations named after the cluster's workers (QfsLocality.scala).
+        "fs.qfs.impl": "org.dcspark.qfs.LocalityMappedFileSystem",
         "fs.AbstractFileSystem.qfs.impl": "com.quantcast.qfs.hadoop.Qfs",
         "fs.qfs.metaServerHost": "10.0.0.1",  # the first master: no qfs_metaservers group
         "fs.qfs.metaServerPort": "20000",
@@ -405,6 +414,14 @@ def test_images_get_the_jars_the_native_libraries_and_the_documented_settings(tm
     assert "COPY qfs/ /opt/qfs/" in block and "COPY qfs-jars/ /opt/dcspark/spark/jars/" in block
     assert "LD_LIBRARY_PATH=/opt/qfs/lib${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" in block
     assert "HADOOP_CONF_DIR=/opt/qfs/conf" in block
+    # The libraries QFS links come from Debian in the apt layer; the build fails naming any that
+    # does not resolve, then compiles the locality file system with Spark's own Scala compiler.
+    apt_layer = dockerfile.split("apt-get install", 1)[1].split("apt-get clean", 1)[0]
+    assert all(package in apt_layer for package in qfs["packages"])
+    assert "ldd \"$lib\"" in block and "not found" in block
+    assert "scala.tools.nsc.Main" in block and "/opt/qfs/src/QfsLocality.scala" in block
+    assert "class LocalityMappedFileSystem extends QuantcastFileSystem" in files["runtime/qfs/src/QfsLocality.scala"]
+    assert block.index("USER root") < block.index("RUN set -eu") < block.rindex("USER 185:185")
     for key, value in spark.items():
         assert f"-D{key}={value}" in block, key
     assert "-Dspark.history.fs.logDirectory=qfs:///history/spark-events" in block
@@ -423,8 +440,11 @@ def test_the_tag_changes_with_qfs_and_with_its_jars(tmp_path):
                                spark_images_qfs_dir=qfs_tree(tmp_path / "b", access=b"another build"))
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert len({off["tag"], on["tag"], other["tag"]}) == 3
-    # Files outside the QFS block are the same: enabling QFS only appends.
-    assert on["files"]["runtime/Dockerfile"].startswith(off["files"]["runtime/Dockerfile"])
+    # Files outside the QFS block are the same: enabling QFS adds QFS's Debian libraries to the apt
+    # layer and appends its block, nothing else.
+    added = " " + " ".join(on["qfs"]["packages"])
+    assert added in on["files"]["runtime/Dockerfile"]
+    assert on["files"]["runtime/Dockerfile"].replace(added, "", 1).startswith(off["files"]["runtime/Dockerfile"])
 
 
 def test_nine_hosts_switch_to_reed_solomon(tmp_path):

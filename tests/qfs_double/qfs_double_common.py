@@ -3,7 +3,7 @@ Debian 12); without one the dynamic loader stops them before main(), with this m
 import subprocess
 import sys
 
-LINKED = ("libboost_regex.so.1.74.0", "libkrb5.so.3", "libgssapi_krb5.so.2", "libssl.so.3", "libcrypto.so.3")
+LINKED = ("libboost_regex.so.1.74.0", "libkrb5.so.3", "libz.so.1", "libssl.so.3", "libcrypto.so.3")
 
 
 def need_linked_libraries():

@@ -6,6 +6,7 @@ import pytest
 
 from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import SpecError
 from ansible_collections.dcspark.dcm.plugins.module_utils.ops.jobs import KILL_AFTER, Job, Outcome, new_job_id
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import qfs_host_map
 from ansible_collections.dcspark.dcm.plugins.module_utils.policy.views import jobs_view
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import check_job_conf, normalize_spec
 
@@ -41,6 +42,19 @@ def test_the_specs_own_application_runs_as_the_images_say():
     assert job.argv() == ["dcspark-submit"]
     assert job.environment() == {}
     assert job.record("h1", 0.0)["app"] == "detect.py"
+
+
+def test_every_job_gets_the_workers_by_the_address_qfs_names_their_host():
+    record = {"name": "face", "placement": {"master": "h1", "driver": "h2", "workers": ["h1", "h3", "h1", "h4"]}}
+    hosts = {"h1": {"address": "10.0.0.11"}, "h2": {"address": "10.0.0.12"}, "h3": {"address": "10.0.0.13"},
+             "h4": {}}  # no address registered: left out, its chunks are simply not local to anyone
+    qfs = qfs_host_map(record, hosts)
+    assert qfs == "10.0.0.11=spark-worker-face-1,spark-worker-face-3;10.0.0.13=spark-worker-face-2"
+    # dcspark-submit turns it into spark.hadoop.fs.qfs.dcspark.hostMap, for a shipped job and the spec's own
+    assert Job(cluster="face", id="x", qfs_hosts=qfs).environment() == {"DCSPARK_QFS_HOSTS": qfs}
+    assert Job(cluster="face", id="x", app="a.py", qfs_hosts=qfs).environment()["DCSPARK_QFS_HOSTS"] == qfs
+    # an address that would break the map's syntax is never passed on
+    assert qfs_host_map(record, {"h1": {"address": "10.0.0.11;x=y"}}) == ""
 
 
 def test_job_ids_sort_by_submission_time_and_never_collide():

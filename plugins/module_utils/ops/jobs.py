@@ -52,6 +52,7 @@ class Job:
     submitted_by: str = ""
     id: str = ""
     label: str = ""  # what the record names as the application when ``app`` is "" (the spec's main file)
+    qfs_hosts: str = ""  # policy.placement.qfs_host_map of the cluster: QFS block locations -> its workers
 
     @property
     def folder(self) -> str:
@@ -76,8 +77,12 @@ class Job:
         return argv + [posixpath.join(self.folder, self.app)] + [str(arg) for arg in self.args]
 
     def environment(self) -> dict:
-        """A shipped application replaces the spec's own one for this run only."""
-        return {"DCSPARK_APP_MAIN": "", "DCSPARK_APP_CLASS": "", "DCSPARK_APP_ARGS": "[]"} if self.app else {}
+        """A shipped application replaces the spec's own one for this run only; dcspark-submit passes the
+        QFS host map as ``spark.hadoop.fs.qfs.dcspark.hostMap`` (for the spec's application too)."""
+        env = {"DCSPARK_APP_MAIN": "", "DCSPARK_APP_CLASS": "", "DCSPARK_APP_ARGS": "[]"} if self.app else {}
+        if self.qfs_hosts:
+            env["DCSPARK_QFS_HOSTS"] = self.qfs_hosts
+        return env
 
     def record(self, host: str, now: float) -> dict:
         return {

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..core.naming import container_name, placed_nodes
 from ..core.units import parse_cpus, parse_memory
 from ..spec.model import canonical_json, node_requests, spec_hash
 from .rollout import node_views
@@ -202,3 +203,18 @@ def prune_entry(cluster: str, entry: dict, now: float) -> str:
         "cluster": cluster, "generation": entry.get("generation"), "images": entry.get("images") or {},
         "queued_at": now,
     })
+
+
+def qfs_host_map(record: dict, hosts: dict) -> str:
+    """The cluster's workers by the pool address of their host, as QFS names chunk locations:
+    ``10.0.0.11=spark-worker-face-1,spark-worker-face-3;10.0.0.12=spark-worker-face-2``.
+
+    Given to every job (``fs.qfs.dcspark.hostMap``), it lets Spark see a chunk on a host as local to
+    that host's workers (docs/qfs.md, "Data locality"). Hosts without a registered address are left out.
+    """
+    workers: dict = {}
+    for node, host in placed_nodes(record):
+        address = str((hosts.get(host) or {}).get("address") or "")
+        if node.startswith("worker-") and address and not set(address) & set("=;, "):
+            workers.setdefault(address, []).append(container_name(record["name"], node))
+    return ";".join(f"{address}={','.join(names)}" for address, names in sorted(workers.items()))
