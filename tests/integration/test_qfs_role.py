@@ -418,7 +418,9 @@ def test_images_get_the_jars_the_native_libraries_and_the_documented_settings(tm
     # does not resolve, then compiles the locality file system with Spark's own Scala compiler.
     apt_layer = dockerfile.split("apt-get install", 1)[1].split("apt-get clean", 1)[0]
     assert all(package in apt_layer for package in qfs["packages"])
-    assert "ldd \"$lib\"" in block and "not found" in block
+    assert "sh /opt/qfs/src/check-libs.sh /opt/qfs/lib" in block
+    assert files["runtime/qfs/src/check-libs.sh"] == open(os.path.join(REPO, "roles", "spark_images", "files", "qfs",
+                                                                       "check-libs.sh"), encoding="utf-8").read()
     assert "scala.tools.nsc.Main" in block and "/opt/qfs/src/QfsLocality.scala" in block
     assert "class LocalityMappedFileSystem extends QuantcastFileSystem" in files["runtime/qfs/src/QfsLocality.scala"]
     assert block.index("USER root") < block.index("RUN set -eu") < block.rindex("USER 185:185")

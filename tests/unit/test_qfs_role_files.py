@@ -185,7 +185,7 @@ def test_the_file_system_is_created_with_minus_c_under_the_units_sandbox():
     properties = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--property=")]
     unit = service_section(render("qfs-metaserver.service.j2"))
     for setting in properties:
-        key, _, value = setting.partition("=")
+        key, _sep, value = setting.partition("=")
         assert unit[key] == value, setting
     assert {"User=qfs", "Group=qfs", "WorkingDirectory=/var/lib/qfs/meta", "ProtectSystem=strict"} <= set(properties)
 
