@@ -28,7 +28,7 @@ import pytest
 from support import BIN, REPO, ansible_env
 
 IMAGE = os.environ.get("DCM_TEST_SANDBOX_IMAGE", "dcspark/sandbox-host:bookworm")
-VERSION = "2.2.7"
+VERSION = "2.2.8"
 PLATFORM = "debian-12"
 ARCH = platform.machine()
 TOP = f"qfs-{PLATFORM}-{VERSION}-{ARCH}"

@@ -97,8 +97,9 @@ def meta_address(pool) -> str:
     return pool.etcd_get(f"/dcm/hosts/{pool.first}")[f"/dcm/hosts/{pool.first}"]["address"]
 
 
-def qfs_tool(pool, *args: str):
-    command = " ".join(["sudo -u qfs /opt/qfs/bin/qfs -fs", f"qfs://{meta_address(pool)}:20000", *args])
+def qfs_tool(pool, *args: str, user: str = "qfs"):
+    """The release's qfs client on the metaserver host (root is QFS's superuser: only for clean-up)."""
+    command = " ".join([f"sudo -u {user} /opt/qfs/bin/qfs -fs", f"qfs://{meta_address(pool)}:20000", *args])
     return pool.hosts[pool.first].run(command)
 
 
@@ -155,7 +156,7 @@ def written(pool, clusters):
     base = f"qfs:///dcm-test-{uuid.uuid4().hex[:8]}"
     out = submit(pool, WRITER, "qfs_write.py", base, WIDE_ROWS)
     yield base, out
-    qfs_tool(pool, "-rm", "-r", base.replace("qfs://", ""))
+    qfs_tool(pool, "-rmr", "-skipTrash", base.replace("qfs://", ""), user="root")
 
 
 def test_one_cluster_writes_to_qfs_and_another_reads_it_back(pool, written):
