@@ -24,6 +24,7 @@ import uuid
 from xml.etree import ElementTree
 
 import pytest
+import yaml
 
 from support import BIN, REPO, ansible_env
 
@@ -423,6 +424,10 @@ def test_images_get_the_jars_the_native_libraries_and_the_documented_settings(tm
                                                                        "check-libs.sh"), encoding="utf-8").read()
     assert "scala.tools.nsc.Main" in block and "/opt/qfs/src/QfsLocality.scala" in block
     assert "class LocalityMappedFileSystem extends QuantcastFileSystem" in files["runtime/qfs/src/QfsLocality.scala"]
+    # build.yml writes these files into folders qfs_context.yml creates
+    with open(os.path.join(REPO, "roles", "spark_images", "tasks", "qfs_context.yml"), encoding="utf-8") as handle:
+        created = set(yaml.safe_load(handle)[0]["loop"])
+    assert {os.path.dirname(name) for name in files if name.startswith("runtime/qfs/")} <= created
     assert block.index("USER root") < block.index("RUN set -eu") < block.rindex("USER 185:185")
     for key, value in spark.items():
         assert f"-D{key}={value}" in block, key
