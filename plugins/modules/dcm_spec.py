@@ -170,7 +170,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import Dcm
 from ansible_collections.dcspark.dcm.plugins.module_utils.host.package_index import (
     IndexUnreachable, PackageIndex, check_runtime)
 from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
-from ansible_collections.dcspark.dcm.plugins.module_utils.spec.loading import spec_from_param
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.loading import escaping_links, spec_from_param
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import node_requests, spec_hash, validate_schema
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec.schema import SCHEMA
 
@@ -186,6 +186,10 @@ def resolve_app_dir(spec: dict, base_dir: str | None) -> str:
     if not os.path.isdir(folder):
         raise DcmError(f"runtime.app_dir: {relative} is not a folder (looked for {folder}); "
                        "app_dir is relative to the spec file's folder")
+    leaving = escaping_links(base_dir, relative)
+    if leaving:
+        raise DcmError(f"runtime.app_dir: {', '.join(leaving)} leads out of the spec's folder {base_dir} through a "
+                       "symlink; the images may only take files that are inside it: copy them there instead")
     main = (spec.get("app") or {}).get("main")
     if main and not os.path.isfile(os.path.join(folder, main)):
         raise DcmError(f"app.main: {main} is not a file in {folder} (runtime.app_dir {relative}, relative to the "

@@ -41,6 +41,33 @@ MANAGED_SPARK_CONF = {
     "spark.master": "DCM points applications at the cluster's own master",
 }
 
+# Families of Spark settings that hold a cluster's security: no spec or job sets any key in them.
+MANAGED_SPARK_CONF_PREFIXES = {
+    "spark.authenticate.": "Spark authentication is always on with DCM's secret",
+    "spark.network.crypto.": "RPC encryption is always on, without fallback",
+    "spark.redaction.": "secrets are always redacted from logs and UIs",
+    "spark.master.rest.": "the REST submission server is always off",
+}
+
+# Instructions a spec's Dockerfile lines may not use: each could take the image's start, user or
+# shell away from DCM, or act in images built later from this one.
+FORBIDDEN_DOCKERFILE = {
+    "FROM": "the runtime layer starts from runtime.base_image",
+    "ENTRYPOINT": "DCM sets it on the master/worker/driver images",
+    "CMD": "DCM sets it on the master/worker/driver images",
+    "USER": "DCM's images run as the spark user (uid 185)",
+    "ONBUILD": "it would run instructions in images built later from this one",
+    "SHELL": "DCM's own instructions rely on /bin/sh",
+}
+
+# Environment variables that change how the JVM, Spark, the dynamic loader or Python start: set in an
+# image they would undo what spark_conf's rules forbid (Java agents, -D options, preloaded libraries).
+FORBIDDEN_ENV_NAMES = frozenset({
+    "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "JAVA_OPTS", "JAVA_HOME", "CLASSPATH",
+    "PATH", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONINSPECT", "VIRTUAL_ENV", "HOME",
+})
+FORBIDDEN_ENV_PREFIXES = ("SPARK_", "_SPARK", "PYSPARK_", "DCSPARK_", "HADOOP_", "LD_", "JUPYTER_")
+
 MIN_MEMORY = {"master": 256 << 20, "driver": 512 << 20, "worker": 512 << 20}
 
 _SPARK_SIZE_RE = re.compile(r"^([0-9]+)([kmgtp]?)b?$", re.IGNORECASE)
@@ -213,8 +240,10 @@ def _semantic_problems(spec: dict) -> list[str]:
             problems.append(f"{role}.cpus: {exc}")
 
     conf = spec["spark_conf"]
-    for key, why in MANAGED_SPARK_CONF.items():
-        if key in conf:
+    for key in conf:
+        why = MANAGED_SPARK_CONF.get(key) or next(
+            (why for prefix, why in MANAGED_SPARK_CONF_PREFIXES.items() if key.startswith(prefix)), None)
+        if why:
             problems.append(f"{join_path('spark_conf', key)}: is managed by DCM ({why}); remove it from the spec")
     limits = (
         ("spark.executor.memory", "worker", "memory"),
@@ -243,14 +272,19 @@ def _semantic_problems(spec: dict) -> list[str]:
     runtime = spec["runtime"]
     for index, line in enumerate(runtime["dockerfile"]):
         word = line.strip().split(None, 1)[0].upper() if line.strip() else ""
-        if word == "FROM":
+        if "\n" in line or "\r" in line:
+            problems.append(f"runtime.dockerfile[{index}]: must be one line (one item per instruction), got a line break")
+        elif line.rstrip().endswith("\\"):
+            problems.append(f"runtime.dockerfile[{index}]: must not end with '\\': it would continue into the "
+                            "instruction after it (DCM's own); write the instruction on one line")
+        if word in FORBIDDEN_DOCKERFILE:
+            problems.append(f"runtime.dockerfile[{index}]: {word} is not allowed; {FORBIDDEN_DOCKERFILE[word]}")
+    for name in runtime["env"]:
+        if name.upper() in FORBIDDEN_ENV_NAMES or name.upper().startswith(FORBIDDEN_ENV_PREFIXES):
             problems.append(
-                f"runtime.dockerfile[{index}]: FROM is not allowed; the runtime layer starts from runtime.base_image"
-            )
-        elif word in ("ENTRYPOINT", "CMD", "USER"):
-            problems.append(
-                f"runtime.dockerfile[{index}]: {word} is not allowed; DCM sets it on the master/worker/driver images"
-            )
+                f"{join_path('runtime.env', name)}: is not allowed: it changes how the JVM, Spark or Python start "
+                f"(forbidden: {', '.join(sorted(FORBIDDEN_ENV_NAMES))} and names starting with "
+                f"{', '.join(FORBIDDEN_ENV_PREFIXES)}); set Spark settings in spark_conf")
     app_dir = runtime["app_dir"]
     if app_dir is not None and (app_dir.startswith("/") or ".." in app_dir.split("/")):
         problems.append(f"runtime.app_dir: must be a relative path inside the spec's folder (no '/' prefix, no '..'), got {_show(app_dir)}")
