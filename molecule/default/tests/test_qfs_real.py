@@ -102,9 +102,11 @@ def qfs_tool(pool, *args: str, user: str = "qfs"):
 
 
 def submit(pool, cluster: str, app: str, *args, conf: dict | None = None):
-    extra = ["-e", f"cluster={cluster}", "-e", f"app={os.path.join(JOBS, app)}", "-e", "args=" + json.dumps(list(args))]
+    compact = {"separators": (",", ":")}  # -e key=value splits at spaces
+    extra = ["-e", f"cluster={cluster}", "-e", f"app={os.path.join(JOBS, app)}",
+             "-e", "args=" + json.dumps([str(arg) for arg in args], **compact)]
     if conf:
-        extra += ["-e", "conf=" + json.dumps(conf)]
+        extra += ["-e", "conf=" + json.dumps(conf, **compact)]
     run = playbook(pool.inventory, "submit.yml", *extra)
     assert run.returncode == 0, run.stdout[-6000:]
     return run.stdout
