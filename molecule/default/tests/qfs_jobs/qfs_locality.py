@@ -12,7 +12,7 @@ spark = SparkSession.builder.appName("qfs-locality").getOrCreate()
 sc = spark.sparkContext
 # Every worker's executor registered first, so a task that can be local finds its executor.
 deadline = time.time() + 120
-while len(sc._jsc.sc().getExecutorMemoryStatus()) - 1 < int(sys.argv[2]) and time.time() < deadline:
+while sc._jsc.sc().getExecutorMemoryStatus().size() - 1 < int(sys.argv[2]) and time.time() < deadline:
     time.sleep(1)
 sc.setJobGroup("scan", "scan of the wide file")
 rows = spark.read.schema("id LONG, pad STRING").csv(f"{sys.argv[1]}/wide").count()
