@@ -1,5 +1,6 @@
-"""Reads the multi-chunk CSV file qfs_write.py wrote and prints the locality level Spark scheduled each
-task of the scan at, from the driver's own REST API: LOCALITY NODE_LOCAL=<n> ... total=<n>."""
+"""Reads the multi-chunk CSV file qfs_write.py wrote and prints, for every task of the scan that read
+the file, the locality level Spark scheduled it at (from the driver's own REST API), and the hosts
+the file system names for each chunk: LOCALITY NODE_LOCAL=<n> ... total=<n>."""
 import collections
 import json
 import sys
@@ -14,6 +15,15 @@ sc = spark.sparkContext
 deadline = time.time() + 120
 while sc._jsc.sc().getExecutorMemoryStatus().size() - 1 < int(sys.argv[2]) and time.time() < deadline:
     time.sleep(1)
+
+jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+folder = jvm.org.apache.hadoop.fs.Path(f"{sys.argv[1]}/wide")
+fs = folder.getFileSystem(conf)
+for status in fs.listStatus(folder):
+    if status.getPath().getName().startswith("part-"):
+        for block in fs.getFileBlockLocations(status, 0, status.getLen()):
+            print(f"BLOCK {block.getOffset()} {block.getLength()} {','.join(block.getHosts())}", flush=True)
+
 sc.setJobGroup("scan", "scan of the wide file")
 rows = spark.read.schema("id LONG, pad STRING").csv(f"{sys.argv[1]}/wide").count()
 print(f"QFS-SCAN rows={rows}", flush=True)
@@ -25,7 +35,10 @@ for job in json.load(urllib.request.urlopen(f"{api}/jobs")):
         continue
     for stage in job["stageIds"]:
         for task in json.load(urllib.request.urlopen(f"{api}/stages/{stage}/0/taskList?length=10000")):
-            levels[task["taskLocality"]] += 1
+            read = ((task.get("taskMetrics") or {}).get("inputMetrics") or {}).get("bytesRead", 0)
+            if read > 0:  # a task of the scan (the count's final task reads shuffle output, not the file)
+                levels[task["taskLocality"]] += 1
+                print(f"TASK {task['index']} {task['taskLocality']} {task['host']} read={read}", flush=True)
 print("LOCALITY " + " ".join(f"{level}={count}" for level, count in sorted(levels.items()))
       + f" total={sum(levels.values())}", flush=True)
 spark.stop()
