@@ -320,7 +320,7 @@ def test_jobs_submitted_at_once_run_with_their_clusters_versions(pool, deployed,
 def test_a_failing_job_fails_submit_with_its_error(pool, deployed, tmp_path):
     run = playbook(pool.inventory, "submit.yml", *submit_args(FACE, tmp_path, "-e", json.dumps({"args": ["bad", "fail"]})))
     assert run.returncode != 0
-    said = " ".join(run.stdout.split())
+    said = " ".join((run.stdout + run.stderr).split())  # failures: stderr under molecule
     assert "failed with exit code 1" in said and "ValueError: deliberate failure of bad" in said, said[-3000:]
 
 
@@ -328,7 +328,7 @@ def test_a_job_over_its_timeout_is_killed_and_leaves_nothing_behind(pool, deploy
     run = playbook(pool.inventory, "submit.yml",
                    *submit_args(FACE, tmp_path, "-e", json.dumps({"args": ["slow", "hang"]}), "-e", "timeout=40"))
     assert run.returncode != 0
-    said = " ".join(run.stdout.split())
+    said = " ".join((run.stdout + run.stderr).split())
     assert "ran longer than 40 s and was killed" in said, said[-3000:]
     ident = job_id(run.stdout)
     driver = pool.hosts[pool.cluster(FACE)["placement"]["driver"]]
