@@ -147,8 +147,9 @@ def test_worker_offers_its_cores_and_memory(image):
     result = image.run("dcspark-node", "worker",
                        **_cluster_env(SPARK_WORKER_CORES="1", SPARK_WORKER_MEMORY="640m", SPARK_DAEMON_MEMORY="256m"))
     assert result.returncode == 0, result.stderr
+    # --host: executors register under the container's name, the name QFS block locations are mapped to
     assert image.recorded() == ["spark-class", "org.apache.spark.deploy.worker.Worker", "--cores", "1",
-                                "--memory", "640m", "--webui-port", "8081", MASTER_URL]
+                                "--memory", "640m", "--host", "spark-node-face", "--webui-port", "8081", MASTER_URL]
     assert image.settings()[-5:] == [("spark.master", MASTER_URL)] + SECURITY
 
 
@@ -291,6 +292,14 @@ def test_submit_takes_the_application_from_its_arguments_without_app_main(image)
     result = image.run("dcspark-submit", "/tmp/other.py", "x", **_cluster_env(DCSPARK_APP_MAIN=""))
     assert result.returncode == 0, result.stderr
     assert image.recorded() == ["spark-submit", "--master", MASTER_URL, "/tmp/other.py", "x"]
+
+
+def test_submit_gives_dcms_qfs_host_map_to_spark_before_the_application(image):
+    hosts = "10.0.0.11=spark-worker-face-1,spark-worker-face-2;10.0.0.12=spark-worker-face-3"
+    result = image.run("dcspark-submit", "/tmp/other.py", **_cluster_env(DCSPARK_APP_MAIN="", DCSPARK_QFS_HOSTS=hosts))
+    assert result.returncode == 0, result.stderr
+    assert image.recorded() == ["spark-submit", "--master", MASTER_URL,
+                                "--conf", f"spark.hadoop.fs.qfs.dcspark.hostMap={hosts}", "/tmp/other.py"]
 
 
 @pytest.mark.parametrize("env, message", [
