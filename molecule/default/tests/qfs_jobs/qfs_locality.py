@@ -37,6 +37,7 @@ def could_be_local(index: int) -> bool:
     return any(start <= offset < start + length and any(host.startswith("spark-worker-") for host in hosts)
                for start, length, hosts in blocks)
 
+
 sc.setJobGroup("scan", "scan of the wide file")
 rows = spark.read.schema("id LONG, pad STRING").csv(f"{sys.argv[1]}/wide").count()
 print(f"QFS-SCAN rows={rows}", flush=True)
