@@ -19,7 +19,7 @@ import pytest
 TEST_RUN = "org.dcspark.test-run"
 BUSYBOX = "/bin/busybox"
 BUSYBOX_HINT = "install Debian's busybox-static (scripts/ensure-system-deps.sh, or apt-get install -y busybox-static)"
-APPLETS = ("sh", "sleep", "true")
+APPLETS = ("sh", "sleep", "true", "cat", "ls")
 PT_INTERP = 3
 
 

@@ -40,7 +40,7 @@ def lab():
     network = client.networks.create(f"dcm-cvt-{run_id}", driver="bridge", labels={TEST_RUN: run_id})
     try:
         yield {"api": api, "client": client, "run": run_id, "network": network.name,
-               "image": import_node_image(api, run_id, "1000:1000")}
+               "image": import_node_image(api, run_id, "185:185")}
     finally:
         problems = cleanup(api, run_id)
         network.remove()
@@ -89,10 +89,17 @@ def test_converge_creates_limited_non_root_nodes_and_reports_them(lab, tmp_path)
     assert "no-new-privileges" in host_config["SecurityOpt"]
     assert worker["Config"]["Hostname"] == f"spark-worker-{name}-1"
     assert lab["network"] in worker["NetworkSettings"]["Networks"]
-    assert "_SPARK_AUTH_SECRET=" + "s" * 64 in worker["Config"]["Env"]
-    uid = found[f"spark-worker-{name}-1"].exec_run(
+    assert worker["Config"]["User"] == "185:185"  # set at create, whatever the image says
+    # the secret is a file only the container user reads, never in the environment docker inspect shows
+    assert not any("s" * 64 in entry for entry in worker["Config"]["Env"])
+    assert "s" * 64 not in json.dumps(worker)
+    container = found[f"spark-worker-{name}-1"]
+    uid = container.exec_run(
         ["sh", "-c", 'while read key value rest; do [ "$key" = Uid: ] && echo "$value"; done < /proc/self/status'])
-    assert uid.output.decode().strip() == "1000"
+    assert uid.output.decode().strip() == "185"
+    listing = container.exec_run(["ls", "-ln", "/run/dcspark"]).output.decode()
+    assert listing.split()[-9:-6] == ["-r--------", "1", "185"], listing
+    assert container.exec_run(["cat", "/run/dcspark/auth"]).output.decode() == "s" * 64
     status = nodes.status(wanted[f"spark-master-{name}"], "here")
     assert status["state"] == "running" and status["ui_port"] > 0
     assert json.loads((tmp_path / "last-used.json").read_text())  # image use recorded for the GC
@@ -139,3 +146,26 @@ def test_a_root_image_is_refused_and_reported(lab):
     name = f"cvt-{lab['run']}"
     status = nodes.status(wanted[f"spark-master-{name}"], "here")
     assert status["state"] == "missing" and "runs as root" in status["error"], status
+
+
+def test_an_image_built_for_another_user_is_refused_and_reported(lab):
+    other = import_node_image(lab["api"], lab["run"], "1000:1000")
+    nodes = converge.DockerNodes(lab["client"])
+    wanted, _actions = converge_once(lab, [record(lab, image=other)], nodes)
+    assert containers_of(lab) == {}
+    status = nodes.status(wanted[f"spark-master-cvt-{lab['run']}"], "here")
+    assert status["state"] == "missing" and "built for user 1000:1000" in status["error"], status
+    assert "spark_images_uid=185" in status["error"]
+
+
+def test_a_new_secret_recreates_the_nodes_with_the_new_file(lab):
+    nodes = converge.DockerNodes(lab["client"])
+    converge_once(lab, [record(lab)], nodes)
+    before = {n: c.id for n, c in containers_of(lab).items()}
+    rotated = record(lab)
+    rotated["secret"] = "r" * 64
+    converge_once(lab, [rotated], nodes)
+    after = containers_of(lab)
+    assert sorted(after) == sorted(before) and all(after[n].id != before[n] for n in before)
+    master = after[f"spark-master-cvt-{lab['run']}"]
+    assert master.exec_run(["cat", "/run/dcspark/auth"]).output.decode() == "r" * 64

@@ -31,6 +31,7 @@ MASTER_URL = "spark://spark-master-face:7077"
 RECORDER = """#!/bin/sh
 # records its name and arguments, NUL-separated
 { printf '%s\\0' "$(basename "$0")"; for a in "$@"; do printf '%s\\0' "$a"; done; } > "$DCSPARK_TEST_RECORD"
+printf '%s' "${_SPARK_AUTH_SECRET:-}" > "$DCSPARK_TEST_RECORD.secret"
 """
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -67,6 +68,19 @@ def image(tmp_path):
         conf = home / "conf" / "spark-defaults.conf"
         record = tmp_path / "record"
         app = home / "app"
+        secrets = tmp_path / "secrets"
+
+        @staticmethod
+        def secret_file(name, value):
+            """A secret as the DCM agent copies it into the container (folder 0500, file 0400)."""
+            (tmp_path / "secrets").mkdir(exist_ok=True)
+            (tmp_path / "secrets" / name).write_text(value, encoding="utf-8")
+            os.chmod(tmp_path / "secrets" / name, 0o400)
+
+        @staticmethod
+        def daemon_secret():
+            """The _SPARK_AUTH_SECRET the recorded Spark command ran with."""
+            return (tmp_path / "record.secret").read_text(encoding="utf-8")
 
         @staticmethod
         def run(command, *args, **env):
@@ -77,6 +91,7 @@ def image(tmp_path):
                 "SPARK_CONF_DIR": str(home / "conf"),
                 "HOSTNAME": "spark-node-face",
                 "DCSPARK_TEST_RECORD": str(tmp_path / "record"),
+                "DCSPARK_SECRETS_DIR": str(tmp_path / "secrets"),
             }
             environment.update({key: value for key, value in env.items() if value is not None})
             return subprocess.run([str(prefix / "bin" / command), *args], env=environment,
@@ -125,8 +140,28 @@ SECURITY = [
 def test_refuses_to_start_without_the_secret(image, role, secret):
     result = image.run("dcspark-node", role, **_cluster_env(_SPARK_AUTH_SECRET=secret))
     assert result.returncode == 64
-    assert "_SPARK_AUTH_SECRET is empty" in result.stderr
+    assert "no cluster secret" in result.stderr and "/auth is missing" in result.stderr
     assert not image.record.exists() and not image.conf.exists()
+
+
+@pytest.mark.parametrize("role", ["master", "worker"])
+def test_daemons_take_the_secret_from_the_file_dcm_copies_in(image, role):
+    """DCM's way: no secret in the container's environment, the file under /run/dcspark."""
+    image.secret_file("auth", "from-the-file")
+    env = _cluster_env()
+    del env["_SPARK_AUTH_SECRET"]
+    result = image.run("dcspark-node", role, **env)
+    assert result.returncode == 0, result.stderr
+    assert image.recorded()[0] == "spark-class"
+    assert image.daemon_secret() == "from-the-file"
+    assert "spark.authenticate.secret" not in dict(image.settings())
+
+
+def test_the_secret_file_wins_over_the_environment_and_reaches_the_driver_conf(image):
+    image.secret_file("auth", "from-the-file")
+    result = image.run("dcspark-node", "driver", **_cluster_env(_SPARK_AUTH_SECRET="from-the-env"))
+    assert result.returncode == 0, result.stderr
+    assert dict(image.settings())["spark.authenticate.secret"] == "from-the-file"
 
 
 def test_master_runs_in_the_foreground_with_the_security_settings_last(image):
@@ -345,3 +380,9 @@ def test_jupyter_token_prints_the_token_and_refuses_where_there_is_none(image):
     assert (shown.returncode, shown.stdout) == (0, "k" * 48 + "\n")
     none = image.run("dcspark-node", "jupyter-token")
     assert none.returncode == 64 and "runs no Jupyter server" in none.stderr
+
+
+def test_jupyter_token_reads_the_file_dcm_copies_in(image):
+    image.secret_file("jupyter-token", "f" * 48)
+    shown = image.run("dcspark-node", "jupyter-token")
+    assert (shown.returncode, shown.stdout) == (0, "f" * 48 + "\n")

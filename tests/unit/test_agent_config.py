@@ -49,10 +49,18 @@ def test_reserve_larger_than_the_host_leaves_nothing(tmp_path):
     ({"etcd": {"endpoints": ["https://e:2379"]}, "heartbeet": 5}, "unknown keys heartbeet"),
     ({"etcd": {"endpoints": ["https://e:2379"]}, "heartbeat": 30, "lease_ttl": 30}, "must be positive and shorter than lease_ttl"),
     ("{not json", "is not valid JSON"),
+    ({"etcd": {"endpoints": ["https://e:2379"]}, "container_uid": 0}, "container_uid must be a non-root"),
+    ({"etcd": {"endpoints": ["https://e:2379"]}, "container_uid": "spark"}, "container_uid must be a non-root"),
+    ({"etcd": {"endpoints": ["https://e:2379"]}, "container_uid": True}, "container_uid must be a non-root"),
 ])
 def test_bad_configuration_is_named(tmp_path, data, message):
     with pytest.raises(DcmError, match=message):
         load_config(write(tmp_path, data))
+
+
+def test_containers_run_as_185_unless_the_pool_says_otherwise(tmp_path):
+    assert load_config(write(tmp_path, {"etcd": {"endpoints": ["https://e:2379"]}})).container_uid == 185
+    assert load_config(write(tmp_path, {"etcd": {"endpoints": ["https://e:2379"]}, "container_uid": "1001"})).container_uid == 1001
 
 
 def test_missing_configuration_file(tmp_path):

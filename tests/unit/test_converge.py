@@ -50,7 +50,9 @@ def test_node_environment_follows_the_image_contract():
     wanted = converge.desired_nodes([record()], "h2")
     worker = dict(wanted["spark-worker-face-2"].env)
     assert worker["SPARK_MASTER_URL"] == "spark://spark-master-face:7077"
-    assert worker["_SPARK_AUTH_SECRET"] == "s" * 64
+    assert not any("s" * 64 in value for value in worker.values())  # the secret is a file, never a variable
+    assert dict(wanted["spark-worker-face-2"].secrets) == {"auth": "s" * 64}
+    assert "s" * 64 not in repr(wanted["spark-worker-face-2"])  # nor in the agent's log lines
     assert worker["SPARK_WORKER_CORES"] == "2"
     assert worker["SPARK_WORKER_MEMORY"] == f"{1536 - 256 - 128}m"
     assert worker["OMP_NUM_THREADS"] == "1"
@@ -158,14 +160,15 @@ def test_a_spec_with_jupyter_gives_its_driver_the_server_port_token_and_publishe
     nodes = converge.desired_nodes([with_jupyter], "h1")
     driver = nodes["spark-driver-face"]
     env = dict(driver.env)
-    assert (env["DCSPARK_JUPYTER_PORT"], env["_DCSPARK_JUPYTER_TOKEN"]) == ("9999", "t" * 48)
+    assert env["DCSPARK_JUPYTER_PORT"] == "9999" and "t" * 48 not in env.values()
+    assert dict(driver.secrets) == {"auth": "s" * 64, "jupyter-token": "t" * 48}
     assert driver.jupyter == (9999, "0.0.0.0")
     without = converge.desired_nodes([record(placement=one_host)], "h1")["spark-driver-face"]
     assert without.jupyter == () and "DCSPARK_JUPYTER_PORT" not in dict(without.env)
     assert driver.config_hash != without.config_hash
     for name, node in nodes.items():  # only the driver serves notebooks
         if node.role != "driver":
-            assert node.jupyter == () and "_DCSPARK_JUPYTER_TOKEN" not in dict(node.env), name
+            assert node.jupyter == () and "jupyter-token" not in dict(node.secrets), name
 
 
 def test_the_jupyter_token_is_kept_across_generations_and_hidden_from_output():
@@ -175,3 +178,25 @@ def test_the_jupyter_token_is_kept_across_generations_and_hidden_from_output():
     assert len(first["jupyter_token"]) >= 32 and second["jupyter_token"] == first["jupyter_token"]
     assert placement.public_record(second)["jupyter_token"] == placement.HIDDEN
     assert "jupyter_token" not in placement.cluster_record(record()["spec"], {}, {}, None, "me", 0.0)
+
+
+def test_the_secrets_archive_holds_one_private_file_per_secret_owned_by_the_container_user():
+    import io
+    import tarfile
+    data = converge.secrets_archive({"auth": "s" * 64, "jupyter-token": "t" * 48}, 185)
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        members = {m.name: m for m in archive.getmembers()}
+        assert sorted(members) == ["run/dcspark", "run/dcspark/auth", "run/dcspark/jupyter-token"]
+        assert members["run/dcspark"].isdir() and members["run/dcspark"].mode == 0o500
+        assert all((m.uid, m.gid) == (185, 185) for m in members.values())
+        assert members["run/dcspark/auth"].mode == 0o400
+        assert archive.extractfile(members["run/dcspark/auth"]).read() == b"s" * 64
+
+
+def test_a_new_secret_changes_the_config_hash_and_the_label_does_not_reveal_it():
+    first = converge.desired_nodes([record()], "h1")["spark-master-face"]
+    rotated = record()
+    rotated["secret"] = "r" * 64
+    second = converge.desired_nodes([rotated], "h1")["spark-master-face"]
+    assert first.config_hash != second.config_hash
+    assert all("s" * 64 not in str(value) for value in first.labels().values())

@@ -78,7 +78,7 @@ def test_nodes_not_moved_run_the_old_generation_and_moved_ones_the_new():
     on_h3 = converge.desired_nodes([record], "h3")
     assert on_h3["spark-worker-face-3"].image == old["images"]["worker"]
     # the cluster's secret is the same for both generations, so old and new nodes talk to each other
-    assert dict(on_h1["spark-worker-face-1"].env)["_SPARK_AUTH_SECRET"] == dict(on_h3["spark-worker-face-3"].env)["_SPARK_AUTH_SECRET"]
+    assert dict(on_h1["spark-worker-face-1"].secrets)["auth"] == dict(on_h3["spark-worker-face-3"].secrets)["auth"]
 
 
 def test_added_workers_start_at_once_and_dropped_ones_stay_until_their_turn():

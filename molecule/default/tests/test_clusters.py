@@ -168,6 +168,64 @@ def test_container_limits_equal_the_spec(pool, deployed):
             assert uid != "0"
 
 
+def nodes_of(record: dict) -> list:
+    """``[(host, container)]`` of every node of a cluster record."""
+    name, placement = record["name"], record["placement"]
+    found = [(placement["master"], f"spark-master-{name}"), (placement["driver"], f"spark-driver-{name}")]
+    found += [(host, f"spark-worker-{name}-{i}") for i, host in enumerate(placement["workers"], 1)]
+    return found
+
+
+def test_no_node_shows_its_secret_and_every_node_runs_as_185(pool, deployed):
+    """docker inspect (anyone in the docker group) must not reveal a cluster's secret or token."""
+    for name in SPECS:
+        record = pool.cluster(name)
+        for host, container in nodes_of(record):
+            config = pool.inspect(host, container)
+            shown = json.dumps(config)
+            assert record["secret"] not in shown, f"{container}: the secret is visible in docker inspect"
+            if record.get("jupyter_token"):
+                assert record["jupyter_token"] not in shown, container
+            assert config["Config"]["User"] == "185:185", (container, config["Config"]["User"])
+            listing = pool.hosts[host].check_output(f"docker exec {container} stat -c '%a %u' /run/dcspark/auth")
+            assert listing == "400 185", (container, listing)
+
+
+def test_the_running_images_carry_exactly_the_roles_entrypoint(pool, deployed):
+    """The spec's Dockerfile lines run before DCM's files are copied: these are byte for byte the role's."""
+    import hashlib
+    files = {"/usr/local/bin/dcspark-node": "dcspark-node", "/usr/local/bin/dcspark-submit": "dcspark-submit",
+             "/usr/local/lib/dcspark/dcspark_conf.py": "dcspark_conf.py"}
+    expected = {}
+    for path, name in files.items():
+        with open(os.path.join(REPO, "roles", "spark_images", "files", name), "rb") as handle:
+            expected[path] = hashlib.sha256(handle.read()).hexdigest()
+    for name in SPECS:
+        host = pool.cluster(name)["placement"]["master"]
+        out = pool.hosts[host].check_output(f"docker exec spark-master-{name} sha256sum {' '.join(files)}")
+        found = {path: digest for digest, path in (line.split() for line in out.splitlines())}
+        assert found == expected, name
+
+
+def test_a_cluster_container_cannot_reach_the_registry(pool, deployed):
+    """A cluster's code must not pull, overwrite or delete other clusters' images (swarm_protected_ports)."""
+    record = pool.cluster(FACE)
+    registry = record["images"]["master"].split("/", 1)[0]
+    address, port = registry.rsplit(":", 1)
+    probe = ("import socket,sys\n"
+             "try:\n"
+             "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close(); print('connected')\n"
+             "except OSError as e:\n"
+             "    print('refused', e)\n")
+    for host, container in nodes_of(record):
+        out = pool.hosts[host].check_output(
+            f"docker exec {container} /opt/dcspark/venv/bin/python -c \"{probe}\" {address} {port}")
+        assert out.startswith("refused"), (container, host, out)
+    # the registry itself answers the hosts: the refusal is the rule's doing
+    answer = pool.hosts[pool.first].run(f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {PKI}/ca.crt https://{registry}/v2/")
+    assert answer.stdout in ("200", "401"), answer.stdout + answer.stderr
+
+
 PROBE = ("import socket,sys\n"
          "try:\n"
          "    socket.create_connection((sys.argv[1], 7077), timeout=5).close(); print('connected')\n"

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import converge, daemon
+from .converge import CONTAINER_UID
 
 from ..host import flannel, hostinfo
 
@@ -81,6 +82,7 @@ class AgentConfig:
     image_gc_threshold: float = DEFAULT_THRESHOLD  # T of Eq. 1, a fraction of the disk under Docker's data root
     hosts_dir: str = flannel.DEFAULT_HOSTS_DIR  # flannel clusters' hosts files
     flannel_subnet_file: str = flannel.DEFAULT_SUBNET_FILE
+    container_uid: int = CONTAINER_UID  # the numeric user every DCSpark container runs as
 
     def gc_settings(self) -> GcSettings:
         return GcSettings(container_interval=self.container_gc_interval, image_interval=self.image_gc_interval,
@@ -95,7 +97,8 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
     known = {"host_name", "etcd", "reserve_cpus", "reserve_memory", "advertise_cpus", "advertise_memory",
              "address", "labels", "lease_ttl", "heartbeat", "refresh_every", "version",
              "converge", "converge_interval", "docker_url", "last_used_file",
-             "container_gc_interval", "image_gc_interval", "image_gc_threshold", "hosts_dir", "flannel_subnet_file"}
+             "container_gc_interval", "image_gc_interval", "image_gc_threshold", "hosts_dir", "flannel_subnet_file",
+             "container_uid"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise DcmError(f"{path}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
@@ -103,6 +106,9 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
     heartbeat = float(raw.get("heartbeat", 10))
     if not 0 < heartbeat < ttl:
         raise DcmError(f"{path}: heartbeat ({heartbeat} s) must be positive and shorter than lease_ttl ({ttl} s)")
+    uid = raw.get("container_uid", converge.CONTAINER_UID)
+    if isinstance(uid, bool) or not str(uid).isdigit() or int(uid) <= 0:
+        raise DcmError(f"{path}: container_uid must be a non-root numeric user id (> 0), got {uid!r}")
     return AgentConfig(
         host_name=str(raw.get("host_name") or socket.gethostname().split(".")[0]),
         etcd=etcd,
@@ -126,6 +132,7 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
         image_gc_threshold=_fraction(path, "image_gc_threshold", raw.get("image_gc_threshold", DEFAULT_THRESHOLD)),
         hosts_dir=str(raw.get("hosts_dir", flannel.DEFAULT_HOSTS_DIR)),
         flannel_subnet_file=str(raw.get("flannel_subnet_file", flannel.DEFAULT_SUBNET_FILE)),
+        container_uid=int(uid),
     )
 
 
@@ -371,7 +378,7 @@ def make_converger(config: AgentConfig) -> Converger | None:
     etcd = EtcdClient(config.etcd)
     nodes = converge.DockerNodes(client, last_used_file=config.last_used_file, log=LOG,
                                  hosts_files=flannel.HostsFiles(config.hosts_dir),
-                                 subnet_file=config.flannel_subnet_file)
+                                 subnet_file=config.flannel_subnet_file, container_uid=config.container_uid)
     return Converger(config, etcd, nodes, events=DcmStore(etcd).event_log(config.host_name, log=LOG))
 
 

@@ -13,16 +13,25 @@ With the flannel network backend (:mod:`flannel`) a node runs on docker0, which 
 role put on the host's flannel subnet, with its cluster's hosts file mounted on ``/etc/hosts``.
 
 Every container DCM starts has a memory limit (no swap), a CPU quota, a PID
-limit, no capabilities, ``no-new-privileges`` and a non-root user (an image
-whose user is root is refused, not started).
+limit, no capabilities, ``no-new-privileges`` and the pool's numeric non-root
+user (``container_uid``, 185), whatever the image says (an image built for
+root or for another user is refused, not started).
+
+Secrets never enter a container's environment (``docker inspect`` shows it to
+anyone with Docker access): the cluster's Spark secret and the driver's Jupyter
+token are copied into the created container, before it starts, as files of
+:data:`SECRETS_DIR` (folder 0500, files 0400, owned by the container user),
+where the images' ``dcspark-node`` reads them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
+import tarfile
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -42,6 +51,10 @@ MASTER_UI_PORT = 8080
 CONFIG_LABEL = "org.dcspark.config"  # hash of everything a node's container is created from
 GENERATION_LABEL = "org.dcspark.generation"
 PIDS_LIMIT = 4096
+CONTAINER_UID = 185  # the user every node runs as (the images' spark user, as in Apache Spark's images)
+SECRETS_DIR = "/run/dcspark"  # in the container: one file per secret (the contract of dcspark-node)
+AUTH_SECRET_FILE = "auth"  # the cluster's spark.authenticate secret
+JUPYTER_TOKEN_FILE = "jupyter-token"  # the driver's Jupyter token
 
 
 def _mib(value: int) -> int:
@@ -85,6 +98,7 @@ class NodeSpec:
     env: tuple  # sorted (key, value) pairs
     publish_ui: bool = False
     jupyter: tuple = ()  # the driver's Jupyter server: (container port, host address or "none")
+    secrets: tuple = field(default=(), repr=False)  # sorted (file name, value) pairs under SECRETS_DIR
 
     @property
     def config_hash(self) -> str:
@@ -92,6 +106,8 @@ class NodeSpec:
         data = [self.image, self.cpus, self.memory, self.network, self.env, self.publish_ui, self.name]
         if self.jupyter:
             data.append(list(self.jupyter))
+        if self.secrets:  # a new secret means a new container; the label keeps only a hash of a hash
+            data.append(hashlib.sha256(json.dumps(list(self.secrets)).encode("utf-8")).hexdigest())
         data = json.dumps(data, sort_keys=True)
         return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
 
@@ -107,15 +123,41 @@ class NodeSpec:
         }
 
 
+def node_secrets(record: dict, role: str) -> dict:
+    """``{file name: value}`` of the secrets a node's container gets under :data:`SECRETS_DIR`."""
+    secrets = {AUTH_SECRET_FILE: str(record["secret"])}
+    if role == "driver" and "jupyter" in record["spec"]:
+        secrets[JUPYTER_TOKEN_FILE] = str(record.get("jupyter_token") or "")
+    return secrets
+
+
+def secrets_archive(secrets: dict, uid: int) -> bytes:
+    """A tar of :data:`SECRETS_DIR` (0500) and one 0400 file per secret, owned by ``uid``, to extract at ``/``.
+
+    Only the last folder is in the archive: Docker creates a missing parent (``/run``) and leaves an
+    existing one as the image has it.
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        folder = tarfile.TarInfo(SECRETS_DIR.strip("/"))
+        folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o500, uid, uid
+        archive.addfile(folder)
+        for name, value in sorted(secrets.items()):
+            data = value.encode("utf-8")
+            entry = tarfile.TarInfo(f"{folder.name}/{name}")
+            entry.size, entry.mode, entry.uid, entry.gid = len(data), 0o400, uid, uid
+            archive.addfile(entry, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def node_env(record: dict, role: str, cpus: int, memory: int) -> dict:
-    """The environment of a node's container (the contract of the images' ``dcspark-node``)."""
+    """The environment of a node's container (the contract of the images' ``dcspark-node``; no secret)."""
     spec = record["spec"]
     name = record["name"]
     env = {str(k): str(v) for k, v in (spec.get("runtime", {}).get("env") or {}).items()}
     env.update({
         "DCSPARK_CLUSTER": name,
         "SPARK_MASTER_URL": naming.master_url(name),
-        "_SPARK_AUTH_SECRET": record["secret"],
         "DCSPARK_SPARK_CONF": json.dumps(spec.get("spark_conf") or {}, sort_keys=True),
     })
     if role in ("master", "worker"):
@@ -126,7 +168,6 @@ def node_env(record: dict, role: str, cpus: int, memory: int) -> dict:
         env["SPARK_WORKER_MEMORY"] = f"{_mib(offered)}m"
     if role == "driver" and "jupyter" in spec:
         env["DCSPARK_JUPYTER_PORT"] = str(spec["jupyter"]["port"])
-        env["_DCSPARK_JUPYTER_TOKEN"] = str(record.get("jupyter_token") or "")
     if role == "driver":
         app = spec.get("app") or {}
         env["DCSPARK_DRIVER_MEMORY"] = f"{_mib(driver_heap(memory))}m"
@@ -170,6 +211,7 @@ def desired_nodes(records: Iterable[dict], host: str) -> dict:
                 publish_ui=role == "master",
                 jupyter=((int(spec["jupyter"]["port"]), str(spec["jupyter"]["publish"]))
                          if role == "driver" and "jupyter" in spec else ()),
+                secrets=tuple(sorted(node_secrets(view, role).items())),
             )
             wanted[spec_node.name] = spec_node
     return wanted
@@ -229,8 +271,12 @@ class DockerNodes:
     """Applies :class:`Actions` through the Docker SDK (``client`` from ``docker_host.connect``)."""
 
     def __init__(self, client, last_used_file: str | None = None, log=None,
-                 hosts_files: flannel.HostsFiles | None = None, subnet_file: str = flannel.DEFAULT_SUBNET_FILE) -> None:
+                 hosts_files: flannel.HostsFiles | None = None, subnet_file: str = flannel.DEFAULT_SUBNET_FILE,
+                 container_uid: int = CONTAINER_UID) -> None:
+        if int(container_uid) <= 0:
+            raise DcmError(f"container_uid must be a non-root user id (> 0), got {container_uid}")
         self.client = client
+        self.container_uid = int(container_uid)
         self.last_used_file = last_used_file
         self.log = log
         self.hosts_files = hosts_files or flannel.HostsFiles()
@@ -268,6 +314,10 @@ class DockerNodes:
         if user.split(":")[0] in ("", "0", "root"):
             raise NodeError(f"{node.image} runs as root (its USER is {user or 'unset'}); DCSpark starts only "
                             "non-root images: rebuild it with the spark_images role")
+        if user.split(":")[0] != str(self.container_uid):
+            raise NodeError(f"{node.image} was built for user {user}, but this pool runs every container as "
+                            f"{self.container_uid}: build with spark_images_uid={self.container_uid} (or set "
+                            "dcm_agent_container_uid to the images' uid on every host)")
         return image
 
     def create(self, node: NodeSpec) -> None:
@@ -276,6 +326,7 @@ class DockerNodes:
             "name": node.name,
             "hostname": node.name,
             "detach": True,
+            "user": f"{self.container_uid}:{self.container_uid}",
             "environment": dict(node.env),
             "labels": node.labels(),
             "network": node.network,
@@ -302,8 +353,10 @@ class DockerNodes:
         self._say("creating %s (%s, %s CPUs, %s)", node.name, node.image, node.cpus / 1000, format_memory(node.memory))
         container = self.client.containers.create(image.id, **kwargs)
         try:
+            if node.secrets and not container.put_archive("/", secrets_archive(dict(node.secrets), self.container_uid)):
+                raise NodeError(f"Docker refused to copy the secrets into {node.name}")
             container.start()
-        except _docker_errors().DockerException:
+        except (DcmError, _docker_errors().DockerException):
             container.remove(force=True)
             raise
         self._used(image.id)
