@@ -42,6 +42,13 @@ options:
       - CA certificate the registry's TLS certificate is checked against (the pool CA).
       - Unset - the trust store of the host the module runs on.
     type: path
+  registry_auth_file:
+    description:
+      - JSON file on the host the module runs on with the registry identity to use, an object with C(username) and
+        C(password) (the registry role's C(/etc/dcm/registry/builder.json) on master hosts). Its password is never shown.
+      - Unset - anonymous requests (the pool's registry refuses them).
+    type: path
+    version_added: 0.3.0
   images:
     description:
       - Image references, C(<registry>/<repository>:<tag>) or C(<registry>/<repository>@sha256:<digest>)
@@ -93,13 +100,13 @@ missing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.host.registry import RegistryClient
+from ansible_collections.dcspark.dcm.plugins.module_utils.host.registry import registry_client
 from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
 
 
 def look_up(m: DcmModule) -> None:
     params = m.params
-    registry = RegistryClient(params["registry"], params["registry_ca"], params["timeout"])
+    registry = registry_client(params["registry"], params["registry_ca"], params["timeout"], params["registry_auth_file"])
     present: dict = {}
     missing: list = []
     for reference in params["images"]:
@@ -118,6 +125,7 @@ def main() -> None:
         AnsibleModule,
         argument_spec={
             "registry": {"type": "str", "required": True},
+            "registry_auth_file": {"type": "path"},
             "registry_ca": {"type": "path"},
             "images": {"type": "list", "elements": "str", "required": True},
             "timeout": {"type": "int", "default": 30},

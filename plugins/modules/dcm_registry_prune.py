@@ -42,6 +42,13 @@ options:
     description: CA certificate the registry's TLS certificate is checked against (the pool CA).
     type: path
     required: true
+  registry_auth_file:
+    description:
+      - JSON file on the host the module runs on with the registry identity to use, an object with C(username) and
+        C(password) (the registry role's C(/etc/dcm/registry/builder.json) on master hosts). Its password is never shown.
+      - Unset - anonymous requests (the pool's registry refuses them).
+    type: path
+    version_added: 0.3.0
   grace:
     description: Seconds a queue entry waits before its images may be deleted.
     type: int
@@ -90,7 +97,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.host.registry import RegistryClient
+from ansible_collections.dcspark.dcm.plugins.module_utils.host.registry import registry_client
 from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
 from ansible_collections.dcspark.dcm.plugins.module_utils.policy.registry import images_in_use, parse_reference, prune_plan
 
@@ -110,7 +117,7 @@ def prune(m: DcmModule) -> None:
     if m.check_mode:
         result.update(deleted=plan.delete, changed=bool(plan.delete or plan.done))
         return
-    registry = RegistryClient(params["registry"], params["registry_ca"], params["timeout"]) if plan.delete else None
+    registry = registry_client(params["registry"], params["registry_ca"], params["timeout"], params["registry_auth_file"]) if plan.delete else None
     for reference in plan.delete:
         registry.delete(reference)
         result["deleted"].append(reference)
@@ -129,6 +136,7 @@ def main() -> None:
         AnsibleModule,
         argument_spec={
             "registry": {"type": "str", "required": True},
+            "registry_auth_file": {"type": "path"},
             "registry_ca": {"type": "path", "required": True},
             "grace": {"type": "int", "default": 600},
             "timeout": {"type": "int", "default": 30},

@@ -411,3 +411,35 @@ def test_other_answers_fail_naming_the_status(stand_in, pki):
     result = run_module("dcm_registry_image", {"registry": address, "registry_ca": pki["ca"],
                                                "images": [f"{address}/dcspark-driver:t1"]})
     assert result.get("failed") is True and result["msg"].endswith(f"HTTP 500 from {address}"), result
+
+
+def test_the_modules_send_the_identity_of_the_auth_file_and_never_show_its_password(stand_in, pki, tmp_path):
+    server, address = stand_in
+    digest = "sha256:" + "d" * 64
+    server.answers[("HEAD", "/v2/dcspark-master/manifests/t1")] = (200, {"Docker-Content-Digest": digest})
+    auth = tmp_path / "puller.json"
+    auth.write_text(json.dumps({"username": "dcm-puller", "password": "pw-" + "x" * 37}))
+    args = {"registry": address, "registry_ca": pki["ca"], "registry_auth_file": str(auth),
+            "images": [f"{address}/dcspark-master:t1"]}
+    result = run_module("dcm_registry_image", args)
+    assert result.get("failed") is not True, result
+    assert result["present"] == {f"{address}/dcspark-master:t1": digest}
+    (_method, _path, headers), = server.requests
+    import base64
+    assert base64.b64decode(headers["Authorization"].split()[1]).decode() == "dcm-puller:pw-" + "x" * 37
+    assert "x" * 37 not in json.dumps(result)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read the registry credentials"),
+    ("{not json", "is not JSON"),
+    ('{"username": "dcm-puller"}', "must hold a JSON object with a username and a password"),
+])
+def test_a_missing_or_broken_auth_file_is_named_with_the_fix(stand_in, pki, tmp_path, content, message):
+    _server, address = stand_in
+    auth = tmp_path / "builder.json"
+    if content is not None:
+        auth.write_text(content)
+    result = run_module("dcm_registry_image", {"registry": address, "registry_ca": pki["ca"],
+                                               "registry_auth_file": str(auth), "images": [f"{address}/x:1"]})
+    assert result.get("failed") is True and message in result["msg"] and "run site.yml" in result["msg"], result

@@ -63,6 +63,13 @@ def test_containers_run_as_185_unless_the_pool_says_otherwise(tmp_path):
     assert load_config(write(tmp_path, {"etcd": {"endpoints": ["https://e:2379"]}, "container_uid": "1001"})).container_uid == 1001
 
 
+def test_the_registry_identity_is_a_file_the_agent_reads_at_each_pull(tmp_path):
+    assert load_config(write(tmp_path, {"etcd": {"endpoints": ["https://e:2379"]}})).registry_auth_file == ""
+    config = load_config(write(tmp_path, {"etcd": {"endpoints": ["https://e:2379"]},
+                                          "registry_auth_file": "/etc/dcm/registry/puller.json"}))
+    assert config.registry_auth_file == "/etc/dcm/registry/puller.json"
+
+
 def test_missing_configuration_file(tmp_path):
     with pytest.raises(DcmError, match="cannot read the agent configuration"):
         load_config(str(tmp_path / "absent.json"))

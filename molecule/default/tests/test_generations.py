@@ -48,6 +48,8 @@ def manifest_status(pool: Pool, reference: str) -> int:
     repository, _sep, digest = rest.partition("@")
     out = pool.hosts[pool.first].check_output(
         "curl -s -o /dev/null -w '%%{http_code}' --cacert /etc/dcm/pki/ca.crt -I "
+        '-u "$(python3 -c \'import json; d = json.load(open("/etc/dcm/registry/puller.json")); '
+        'print(d["username"] + ":" + d["password"])\')" '
         "-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "
         "-H 'Accept: application/vnd.oci.image.manifest.v1+json' https://%s/v2/%s/manifests/%s",
         registry, repository, digest)

@@ -26,6 +26,9 @@ CA, CLIENT_CERT, CLIENT_KEY = f"{PKI}/ca.crt", f"{PKI}/client.crt", f"{PKI}/clie
 ETCD_CLIENT_PORT = 2379
 REGISTRY_PORT = 5000
 HOSTS_PREFIX = "/dcm/hosts/"
+REGISTRY_AUTH = "/etc/dcm/registry"
+# "user:password" of a registry identity's JSON file (argument: the file), for curl -u and docker login
+CREDENTIALS_OF = """python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["username"] + ":" + d["password"])'"""
 # How often the polls below look again; their deadlines derive from the lease TTL.
 POLL_INTERVAL = 1.0
 
@@ -189,21 +192,51 @@ def test_etcd_refuses_plain_http(pool):
 
 # --- Registry ----------------------------------------------------------------------------------
 
-def test_registry_serves_tls_only(pool):
+def registry_call(pool, method: str, path: str, identity: str | None = None, on: str | None = None) -> str:
+    """HTTP status of ``method https://<registry>/v2/<path>`` as ``identity`` (builder, puller, None: anonymous)."""
+    auth = f'-u "$({CREDENTIALS_OF} {REGISTRY_AUTH}/{identity}.json)" ' if identity else ""
+    return pool.hosts[on or pool.first_master].check_output(
+        f"curl -sS --max-time 10 --cacert {CA} -o /dev/null -w '%{{http_code}}' -X {method} {auth}"
+        f"https://{pool.registry}/v2/{path}")
+
+
+def test_registry_serves_tls_only_and_only_to_its_identities(pool):
     host = pool.hosts[pool.first_master]
-    assert host.service("docker-registry").is_running
-    over_tls = host.run(f"curl -sS --max-time 10 --cacert {CA} -o /dev/null -w '%{{http_code}}' https://{pool.registry}/v2/")
-    assert over_tls.rc == 0 and over_tls.stdout == "200", f"{over_tls.stdout}{over_tls.stderr}"
+    assert host.service("docker-registry").is_running and host.service("nginx").is_running
+    assert registry_call(pool, "GET", "", "puller") == "200"
+    assert registry_call(pool, "GET", "", "builder") == "200"
+    assert registry_call(pool, "GET", "") == "401"
+    assert registry_call(pool, "GET", "_catalog") == "401"
     plain = host.run(f"curl -sS --max-time 10 -o /dev/null -w '%{{http_code}}' http://{pool.registry}/v2/")
     assert plain.stdout != "200", "the registry answers plain HTTP"
+    # the registry itself listens on its socket only: nothing but nginx on the registry port
+    listeners = host.check_output(f"ss -Hltnp 'sport = :{REGISTRY_PORT}'")
+    assert listeners and all('"nginx"' in line for line in listeners.splitlines()), listeners
 
 
-def test_image_pushed_from_the_first_host_is_pulled_by_the_others(pool):
-    pusher, *pullers = pool.names
+def test_only_the_builder_may_write_to_the_registry(pool):
+    upload = "dcm-molecule-check/refused/blobs/uploads/"
+    assert registry_call(pool, "POST", upload) == "401"
+    assert registry_call(pool, "POST", upload, "puller") == "401"
+    delete = "dcm-molecule-check/refused/manifests/sha256:" + "0" * 64
+    assert registry_call(pool, "DELETE", delete) == "401"
+    assert registry_call(pool, "DELETE", delete, "puller") == "401"
+    # the builder gets through to the registry (which has no such upload or manifest to speak of)
+    assert registry_call(pool, "DELETE", delete, "builder") in ("404", "202")
+
+
+def test_image_pushed_by_the_builder_is_pulled_by_the_puller_and_the_puller_cannot_push(pool):
+    pusher = pool.first_master  # the builder identity lives on the masters (root's Docker login)
+    pullers = [name for name in pool.names if name != pusher]
     assert pullers, "needs at least two hosts"
     # a fresh tag: nothing cached on any host or in the registry can make this pass
     image = f"{pool.registry}/dcm-molecule-check/pool:{uuid.uuid4().hex[:12]}"
     digest_of = f"docker image inspect --format '{{{{index .RepoDigests 0}}}}' {shlex.quote(image)}"
+    # the puller's own Docker client configuration, in a temporary folder (no host keeps it)
+    as_puller = ("c=$(mktemp -d); trap 'rm -rf \"$c\"' EXIT; "
+                 f"{CREDENTIALS_OF} {REGISTRY_AUTH}/puller.json | cut -d: -f2- | "
+                 f"docker --config \"$c\" login -u dcm-puller --password-stdin {pool.registry} >/dev/null; "
+                 "docker --config \"$c\" ")
     try:
         made = pool.hosts[pusher].run(
             "set -e; d=$(mktemp -d); echo 'dcspark pool check' > \"$d/check.txt\"; "
@@ -215,9 +248,17 @@ def test_image_pushed_from_the_first_host_is_pulled_by_the_others(pool):
         digest = pool.hosts[pusher].check_output(digest_of)
         assert digest.startswith(f"{pool.registry}/dcm-molecule-check/pool@sha256:"), digest
         for name in pullers:
-            pulled = pool.hosts[name].run(f"docker pull {image}")
+            anonymous = pool.hosts[name].run(
+                f"bash -c {shlex.quote('c=$(mktemp -d); docker --config $c pull ' + image + '; rc=$?; rm -rf $c; exit $rc')}")
+            assert anonymous.rc != 0, f"{name} pulled without credentials"
+            pulled = pool.hosts[name].run(f"bash -c {shlex.quote(as_puller + 'pull ' + image)}")
             assert pulled.rc == 0, f"pull on {name} failed:\n{pulled.stdout}{pulled.stderr}"
             assert pool.hosts[name].check_output(digest_of) == digest
+        # the read-only identity cannot overwrite the tag
+        retagged = pool.hosts[pullers[0]].run(
+            f"bash -c {shlex.quote(as_puller + 'push ' + image)}")
+        assert retagged.rc != 0 and ("unauthorized" in retagged.stderr.lower() or "401" in retagged.stderr), \
+            retagged.stdout + retagged.stderr
     finally:
         for name in pool.names:
             pool.hosts[name].run(f"docker image rm -f {image}")

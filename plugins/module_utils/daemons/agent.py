@@ -83,6 +83,7 @@ class AgentConfig:
     hosts_dir: str = flannel.DEFAULT_HOSTS_DIR  # flannel clusters' hosts files
     flannel_subnet_file: str = flannel.DEFAULT_SUBNET_FILE
     container_uid: int = CONTAINER_UID  # the numeric user every DCSpark container runs as
+    registry_auth_file: str = ""  # the registry's read-only identity (JSON) images are pulled with; "": anonymous
 
     def gc_settings(self) -> GcSettings:
         return GcSettings(container_interval=self.container_gc_interval, image_interval=self.image_gc_interval,
@@ -98,7 +99,7 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
              "address", "labels", "lease_ttl", "heartbeat", "refresh_every", "version",
              "converge", "converge_interval", "docker_url", "last_used_file",
              "container_gc_interval", "image_gc_interval", "image_gc_threshold", "hosts_dir", "flannel_subnet_file",
-             "container_uid"}
+             "container_uid", "registry_auth_file"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise DcmError(f"{path}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
@@ -133,6 +134,7 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
         hosts_dir=str(raw.get("hosts_dir", flannel.DEFAULT_HOSTS_DIR)),
         flannel_subnet_file=str(raw.get("flannel_subnet_file", flannel.DEFAULT_SUBNET_FILE)),
         container_uid=int(uid),
+        registry_auth_file=str(raw.get("registry_auth_file") or ""),
     )
 
 
@@ -378,7 +380,8 @@ def make_converger(config: AgentConfig) -> Converger | None:
     etcd = EtcdClient(config.etcd)
     nodes = converge.DockerNodes(client, last_used_file=config.last_used_file, log=LOG,
                                  hosts_files=flannel.HostsFiles(config.hosts_dir),
-                                 subnet_file=config.flannel_subnet_file, container_uid=config.container_uid)
+                                 subnet_file=config.flannel_subnet_file, container_uid=config.container_uid,
+                                 registry_auth_file=config.registry_auth_file)
     return Converger(config, etcd, nodes, events=DcmStore(etcd).event_log(config.host_name, log=LOG))
 
 

@@ -42,6 +42,7 @@ from ..core import naming
 
 from ..core import labels
 from ..host.docker import _docker_errors, record_image_use
+from ..host.registry import read_credentials
 from ..core.errors import DcmError
 from ..policy.rollout import node_views
 from ..core.units import format_memory, parse_cpus, parse_memory
@@ -272,11 +273,12 @@ class DockerNodes:
 
     def __init__(self, client, last_used_file: str | None = None, log=None,
                  hosts_files: flannel.HostsFiles | None = None, subnet_file: str = flannel.DEFAULT_SUBNET_FILE,
-                 container_uid: int = CONTAINER_UID) -> None:
+                 container_uid: int = CONTAINER_UID, registry_auth_file: str = "") -> None:
         if int(container_uid) <= 0:
             raise DcmError(f"container_uid must be a non-root user id (> 0), got {container_uid}")
         self.client = client
         self.container_uid = int(container_uid)
+        self.registry_auth_file = registry_auth_file
         self.last_used_file = last_used_file
         self.log = log
         self.hosts_files = hosts_files or flannel.HostsFiles()
@@ -309,7 +311,11 @@ class DockerNodes:
             image = self.client.images.get(node.image)
         except _docker_errors().DockerException:
             self._say("pulling %s for %s", node.image, node.name)
-            image = self.client.images.pull(node.image)
+            try:  # the registry's read-only identity, read at each pull (site.yml may have renewed it)
+                auth = read_credentials(self.registry_auth_file) if self.registry_auth_file else None
+            except DcmError as exc:
+                raise NodeError(str(exc)) from None
+            image = self.client.images.pull(node.image, auth_config=auth)
         user = (image.attrs.get("Config") or {}).get("User") or ""
         if user.split(":")[0] in ("", "0", "root"):
             raise NodeError(f"{node.image} runs as root (its USER is {user or 'unset'}); DCSpark starts only "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import ssl
 
 from ..core.errors import DcmError
@@ -34,6 +35,23 @@ DIGEST_HEADER = "Docker-Content-Digest"
 
 class RegistryError(DcmError):
     """The registry could not be reached, or answered something other than what the API promises."""
+
+
+def read_credentials(path: str) -> dict:
+    """``{"username", "password"}`` from the JSON file of a registry identity (the registry role's
+    ``builder.json``, the agent's ``puller.json``); errors name the file and the fix, never the password."""
+    fix = "run site.yml (the registry and dcm_agent roles write it)"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise RegistryError(f"cannot read the registry credentials {path} ({exc.strerror}): {fix}") from None
+    except ValueError:
+        raise RegistryError(f"{path} is not JSON: {fix}") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(key), str) and data.get(key)
+                                             for key in ("username", "password")):
+        raise RegistryError(f"{path} must hold a JSON object with a username and a password: {fix}")
+    return {"username": data["username"], "password": data["password"]}
 
 
 class RegistryClient:
@@ -122,3 +140,10 @@ class RegistryClient:
             if digest is None:
                 return False
         return self.delete_manifest(repository, digest, what)
+
+
+def registry_client(registry: str, ca: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                    auth_file: str | None = None) -> RegistryClient:
+    """A :class:`RegistryClient` with the identity of ``auth_file`` (see :func:`read_credentials`), if any."""
+    credentials = read_credentials(auth_file) if auth_file else {}
+    return RegistryClient(registry, ca, timeout, credentials.get("username"), credentials.get("password"))
