@@ -291,6 +291,7 @@ def test_the_spark_images_role_notes_the_digests_of_the_images_of_its_tag(regist
               vars:
                 spark_images_registry: "{registry.address}"
                 spark_images_registry_ca: "{registry.ca}"
+                spark_images_registry_auth_file: ""  # this test registry takes anonymous requests
                 spark_images__tag: "{tag}"
             - name: Write what it noted
               ansible.builtin.copy:
