@@ -277,6 +277,41 @@ def test_a_client_without_the_cluster_secret_is_refused(pool, deployed):
     assert right.rc == 0 and "COUNT 10" in right.stdout, right.stdout[-2000:] + right.stderr[-2000:]
 
 
+def test_a_foreign_image_under_the_expected_tag_is_not_used(pool, deployed):
+    """Whoever can compute a spec's tag and push (here: another master, with valid builder credentials)
+    must not decide what the next deploy runs: etcd records what the pool's own build pushed."""
+    tag = re.search(r"cluster face, tag ([0-9a-f]{20})", deployed[FACE].stdout).group(1)
+    record = pool.cluster(FACE)
+    registry = record["images"]["master"].split("/", 1)[0]
+    ours = record["images"]["master"].split("@", 1)[1]
+    intruder = next(name for name in pool.names if name != pool.first)  # not the build host
+    foreign_ref = f"{registry}/dcspark-master:{tag}"
+    made = pool.hosts[intruder].run(
+        "set -e; d=$(mktemp -d); echo 'not built by the pool' > \"$d/x\"; "
+        f"tar -C \"$d\" -c . | docker import --change 'USER 185:185' - {foreign_ref}; rm -rf \"$d\"; "
+        f"docker push {foreign_ref}; docker image rm {foreign_ref}")
+    assert made.rc == 0, made.stdout + made.stderr
+
+    def served() -> str:
+        return pool.hosts[pool.first].check_output(
+            "curl -sS -I --cacert /etc/dcm/pki/ca.crt "
+            '-u "$(python3 -c \'import json; d = json.load(open("/etc/dcm/registry/puller.json")); '
+            'print(d["username"] + ":" + d["password"])\')" '
+            "-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "
+            "-H 'Accept: application/vnd.oci.image.manifest.v1+json' "
+            f"https://{registry}/v2/dcspark-master/manifests/{tag} | tr -d '\\r' | "
+            "sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p'")
+
+    assert served() != ours  # the registry now serves the intruder's image under the tag
+    run = playbook(pool.inventory, "deploy_cluster.yml", "-e", "spec=face.json", "-e", "run_app=false")
+    said = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "which no build of this pool pushed" in said and "building it again" in said, said[-4000:]
+    after = pool.cluster(FACE)
+    assert after["images"]["master"].split("@", 1)[1] == ours  # the nodes still run the pool's image
+    assert served() == ours  # and the tag is the pool's again
+
+
 def test_an_unchanged_redeploy_rebuilds_and_changes_nothing(pool, deployed):
     before = {host: sorted(pool.containers(host, FACE)) for host in pool.names}
     run = playbook(pool.inventory, "deploy_cluster.yml", "-e", "spec=face.json", "-e", "run_app=false")

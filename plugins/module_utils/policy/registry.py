@@ -77,3 +77,21 @@ def prune_plan(queue: dict, used: dict, registry: str, now: float, grace: float)
             else:
                 plan.delete.append(reference)
     return plan
+
+
+def provenance(recorded: dict | None, served: dict) -> tuple:
+    """``(trusted, why)``: may a deploy reuse the images the registry ``served`` (``{role: digest}``) under a
+    content tag, given what the pool's own build ``recorded`` for that tag in etcd (or None)?
+
+    Only when etcd records exactly those digests: the tag is a hash anyone with the spec can compute,
+    so whoever pushed first would otherwise decide what runs.
+    """
+    if recorded is None:
+        return False, "etcd records no build of this pool for the tag"
+    known = recorded.get("images") or {}
+    differ = sorted(role for role in served if known.get(role) != served[role])
+    if differ:
+        serves = ", ".join(f"dcspark-{role} {served[role]}" for role in differ)
+        records = ", ".join(str(known.get(role) or "none") for role in differ)
+        return False, f"the registry serves {serves}, which no build of this pool pushed (etcd records {records})"
+    return True, "the registry serves the digests a build of this pool recorded"

@@ -9,6 +9,7 @@
 ``/dcm/leader``              the DCM master in charge (on its lease)
 ``/dcm/events/<time>-<source>`` what the masters and agents did (newest kept, oldest pruned)
 ``/dcm/jobs/<name>/<id>``    one job submitted to a cluster (ids sort by submission time; newest kept)
+``/dcm/images/<name>/<tag>`` the digests the pool's own build pushed for a content tag (provenance)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ EVENTS = PREFIX + "events/"
 GENERATIONS = PREFIX + "generations/"
 REGISTRY_PRUNE = PREFIX + "registry/prune/"
 JOBS = PREFIX + "jobs/"
+IMAGES = PREFIX + "images/"
 
 
 def host_key(host: str) -> str:
@@ -60,6 +62,14 @@ def jobs_prefix(cluster: str) -> str:
 
 def job_key(cluster: str, job_id: str) -> str:
     return jobs_prefix(cluster) + job_id
+
+
+def images_prefix(cluster: str) -> str:
+    return f"{IMAGES}{cluster}/"
+
+
+def images_key(cluster: str, tag: str) -> str:
+    return images_prefix(cluster) + tag
 
 
 def prune_key(cluster: str, generation: int) -> str:

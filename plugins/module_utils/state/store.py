@@ -359,6 +359,33 @@ class DcmStore:
         kv = self.client.get(keys.job_key(cluster, job_id))
         return load(kv) if kv else None
 
+    # -- image provenance --------------------------------------------------------------------------
+    def image_record(self, cluster: str, tag: str) -> dict | None:
+        """What the pool's own build recorded for ``cluster``'s images of content tag ``tag``, or None."""
+        kv = self.client.get(keys.images_key(cluster, tag))
+        return load(kv) if kv else None
+
+    def record_images(self, record: dict, keep: int = 20) -> bool:
+        """Write the provenance ``record`` (``cluster``, ``tag``, ``images``...) of a build; keeps the ``keep``
+        newest tags of the cluster. False when etcd already held exactly these images for the tag."""
+        if keep < 1:
+            raise StoreError(f"keep must be at least 1 image record, got {keep}")
+        cluster, tag = record["cluster"], record["tag"]
+        key = keys.images_key(cluster, tag)
+        current = self.client.get(key)
+        if current is not None and load(current).get("images") == record["images"]:
+            return False
+        guard = cmp_mod_revision(key, current.mod_revision) if current is not None else cmp_absent(key)
+        ok, _responses, _rev = self.client.txn([guard], [op_put(key, canonical_json(record))])
+        if not ok:
+            raise StoreError(f"{key} changed while this build recorded its images: deploy again")
+        kvs, _rev = self.client.get_prefix(keys.images_prefix(cluster), keys_only=True)
+        old = sorted((kv for kv in kvs if kv.key != key), key=lambda kv: kv.mod_revision)[:max(len(kvs) - keep, 0)]
+        if old:
+            self.client.txn([cmp_mod_revision(kv.key, kv.mod_revision) for kv in old],
+                            [op_delete(kv.key) for kv in old])
+        return True
+
     # -- leases (hosts, status reports, the lead) -----------------------------------------------
     def grant(self, ttl: int) -> int:
         return self.client.lease_grant(ttl)
