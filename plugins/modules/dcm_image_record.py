@@ -41,7 +41,7 @@ options:
     required: true
   images:
     description:
-      - C({role: digest}) for V(runtime), V(master), V(worker), V(driver) (C(sha256:...)).
+      - A digest (C(sha256:...)) for each of V(runtime), V(master), V(worker) and V(driver), by role.
       - With V(present), what this build pushed; with V(query), what the registry serves under the tag.
     type: dict
     required: true
