@@ -63,7 +63,7 @@ def lab(tmp_path):
     client = docker.DockerClient(version="auto", timeout=120)
     try:
         answer = api.import_image_from_data(busybox_tar(), repository="dcspark-test/flannel-node", tag=run_id, changes=[
-            f"LABEL {TEST_RUN}={run_id}", 'CMD ["/bin/sleep", "3600"]', "USER 1000:1000"])
+            f"LABEL {TEST_RUN}={run_id}", 'CMD ["/bin/sleep", "3600"]', "USER 185:185"])
         subnet_file = tmp_path / "subnet.env"
         write_subnet_env(subnet_file, docker0_subnet(client))
         name = f"flt-{run_id}"

@@ -267,7 +267,7 @@ def lab(api):
     network = client.networks.create(f"dcm-gct-{run_id}", driver="bridge", labels={TEST_RUN: run_id})
     try:
         answer = api.import_image_from_data(busybox_tar(), repository=f"{REPO}/node", tag=run_id, changes=[
-            f"LABEL {TEST_RUN}={run_id}", 'CMD ["/bin/sleep", "3600"]', "USER 1000:1000"])
+            f"LABEL {TEST_RUN}={run_id}", 'CMD ["/bin/sleep", "3600"]', "USER 185:185"])
         yield {"client": client, "run": run_id, "network": network.name,
                "image": json.loads(answer.strip().splitlines()[-1])["status"]}
     finally:
