@@ -192,11 +192,15 @@ def test_a_purging_undeploy_queues_every_generation_and_the_prune_keeps_what_is_
     deploy(pool, "a", keep=5)
     deploy(pool, "b", keep=5)
     assert queue(client) == {}
+    recorded = {"cluster": "face", "tag": "t1", "images": {"master": "sha256:" + "1" * 64}, **pool.module_args(),
+                "state": "present"}
+    assert run_module("dcm_image_record", recorded)["changed"] is True
     absent = {"state": "absent", "name": "face", "purge": True, **pool.module_args()}
     before = pool.dump()
     assert run_module("dcm_cluster", absent, check=True)["purged"] == [1, 2] and pool.dump() == before
     assert run_module("dcm_cluster", absent)["purged"] == [1, 2]
     assert history(client) == {} and client.get(keys.cluster_key("face")) is None
+    assert client.get(keys.images_key("face", "t1")) is None  # its image provenance goes with it
     assert sorted(e["generation"] for e in queue(client).values()) == [1, 2]
     assert run_module("dcm_cluster", absent)["changed"] is False  # nothing left to remove or purge
     deploy(pool, "b")  # the same images deployed again before the registry was pruned

@@ -223,8 +223,8 @@ class DcmStore:
         """Delete a cluster's record and status keys in one transaction: ``(removed record or None, purged)``.
 
         Its retained generations stay (their images stay in the registry for a quick redeploy, which
-        goes on numbering from them), and so do its job records, unless ``purge``: then the history and
-        the job records go too, even of a cluster
+        goes on numbering from them), and so do its job records, unless ``purge``: then the history, the
+        job records and the image provenance records go too, even of a cluster
         without a record, and the images of every generation (the current one included) go to the
         registry's prune queue; ``purged`` lists those generations.
         """
@@ -246,9 +246,8 @@ class DcmStore:
             ops += [op_delete(kv.key), op_delete(status, keys.prefix_end(status))]
         if purge:
             now = time.time()
-            generations, jobs = keys.generations_prefix(name), keys.jobs_prefix(name)
-            ops.append(op_delete(generations, keys.prefix_end(generations)))
-            ops.append(op_delete(jobs, keys.prefix_end(jobs)))
+            for prefix in (keys.generations_prefix(name), keys.jobs_prefix(name), keys.images_prefix(name)):
+                ops.append(op_delete(prefix, keys.prefix_end(prefix)))
             ops += [op_put(keys.prune_key(name, g), prune_entry(name, entry, now)) for g, entry in history.items()]
         ok, _r, _rev = self.client.txn(guards, ops)
         if not ok:
