@@ -342,11 +342,7 @@ class DcmStore:
         cluster, job_id = job["cluster"], job["id"]
         key = keys.job_key(cluster, job_id)
         self.client.put(key, canonical_json(job))
-        kvs, _rev = self.client.get_prefix(keys.jobs_prefix(cluster), keys_only=True)
-        old = sorted((kv for kv in kvs if kv.key != key), key=lambda kv: kv.key)[:max(len(kvs) - keep, 0)]
-        if old:
-            self.client.txn([cmp_mod_revision(kv.key, kv.mod_revision) for kv in old],
-                            [op_delete(kv.key) for kv in old])
+        self._keep_newest(keys.jobs_prefix(cluster), key, keep, order=lambda kv: kv.key)  # job ids sort by time
 
     def jobs(self, cluster: str | None = None, limit: int = 0, revision: int = 0) -> list:
         """Job records, oldest first (the newest ``limit`` when given); one cluster's when ``cluster`` is given."""
@@ -378,12 +374,17 @@ class DcmStore:
         ok, _responses, _rev = self.client.txn([guard], [op_put(key, canonical_json(record))])
         if not ok:
             raise StoreError(f"{key} changed while this build recorded its images: deploy again")
-        kvs, _rev = self.client.get_prefix(keys.images_prefix(cluster), keys_only=True)
-        old = sorted((kv for kv in kvs if kv.key != key), key=lambda kv: kv.mod_revision)[:max(len(kvs) - keep, 0)]
+        self._keep_newest(keys.images_prefix(cluster), key, keep, order=lambda kv: kv.mod_revision)
+        return True
+
+    def _keep_newest(self, prefix: str, written: str, keep: int, order) -> None:
+        """Delete the oldest keys under ``prefix`` (by ``order``) beyond ``keep``, never ``written``, in one
+        transaction guarded on the revisions read (a key rewritten meanwhile stays until the next write)."""
+        kvs, _rev = self.client.get_prefix(prefix, keys_only=True)
+        old = sorted((kv for kv in kvs if kv.key != written), key=order)[:max(len(kvs) - keep, 0)]
         if old:
             self.client.txn([cmp_mod_revision(kv.key, kv.mod_revision) for kv in old],
                             [op_delete(kv.key) for kv in old])
-        return True
 
     # -- leases (hosts, status reports, the lead) -----------------------------------------------
     def grant(self, ttl: int) -> int:
