@@ -25,6 +25,11 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 PKI = "/etc/dcm/pki"
 ETCDCTL = (f"ETCDCTL_API=3 etcdctl --cacert={PKI}/ca.crt --cert={PKI}/client.crt --key={PKI}/client.key "
            "--endpoints=https://127.0.0.1:2379 --command-timeout=10s")
+REGISTRY_AUTH = "/etc/dcm/registry"
+# "user:password" of a registry identity's JSON file (argument: the file), for curl -u and docker login
+CREDENTIALS_OF = """python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["username"] + ":" + d["password"])'"""
+# curl's option to ask the pool registry as its read-only identity (on a pool host)
+AS_PULLER = f'-u "$({CREDENTIALS_OF} {REGISTRY_AUTH}/puller.json)"'
 FACE, VIDEO = "face", "video-synopsis"
 SPECS = {FACE: "face.json", VIDEO: "video_synopsis.json"}
 MIB = 1 << 20
@@ -294,9 +299,7 @@ def test_a_foreign_image_under_the_expected_tag_is_not_used(pool, deployed):
 
     def served() -> str:
         return pool.hosts[pool.first].check_output(
-            "curl -sS -I --cacert /etc/dcm/pki/ca.crt "
-            '-u "$(python3 -c \'import json; d = json.load(open("/etc/dcm/registry/puller.json")); '
-            'print(d["username"] + ":" + d["password"])\')" '
+            f"curl -sS -I --cacert /etc/dcm/pki/ca.crt {AS_PULLER} "
             "-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "
             "-H 'Accept: application/vnd.oci.image.manifest.v1+json' "
             f"https://{registry}/v2/dcspark-master/manifests/{tag} | tr -d '\\r' | "

@@ -16,7 +16,7 @@ import re
 import shutil
 
 import pytest
-from test_clusters import FACE, REPO, Pool, playbook
+from test_clusters import AS_PULLER, FACE, REPO, Pool, playbook
 
 STATE: dict = {}  # what each step learned, for the steps after it
 KEEP_2 = ("-e", "dcm_generations_keep=2")
@@ -47,9 +47,7 @@ def manifest_status(pool: Pool, reference: str) -> int:
     registry, _sep, rest = reference.partition("/")
     repository, _sep, digest = rest.partition("@")
     out = pool.hosts[pool.first].check_output(
-        "curl -s -o /dev/null -w '%%{http_code}' --cacert /etc/dcm/pki/ca.crt -I "
-        '-u "$(python3 -c \'import json; d = json.load(open("/etc/dcm/registry/puller.json")); '
-        'print(d["username"] + ":" + d["password"])\')" '
+        f"curl -s -o /dev/null -w '%%{{http_code}}' --cacert /etc/dcm/pki/ca.crt -I {AS_PULLER} "
         "-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "
         "-H 'Accept: application/vnd.oci.image.manifest.v1+json' https://%s/v2/%s/manifests/%s",
         registry, repository, digest)

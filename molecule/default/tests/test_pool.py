@@ -18,6 +18,7 @@ import uuid
 import pytest
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
+from test_clusters import CREDENTIALS_OF, REGISTRY_AUTH
 
 testinfra_hosts = ["dcm_pool"]
 
@@ -26,9 +27,6 @@ CA, CLIENT_CERT, CLIENT_KEY = f"{PKI}/ca.crt", f"{PKI}/client.crt", f"{PKI}/clie
 ETCD_CLIENT_PORT = 2379
 REGISTRY_PORT = 5000
 HOSTS_PREFIX = "/dcm/hosts/"
-REGISTRY_AUTH = "/etc/dcm/registry"
-# "user:password" of a registry identity's JSON file (argument: the file), for curl -u and docker login
-CREDENTIALS_OF = """python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["username"] + ":" + d["password"])'"""
 # How often the polls below look again; their deadlines derive from the lease TTL.
 POLL_INTERVAL = 1.0
 

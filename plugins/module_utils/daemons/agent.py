@@ -107,7 +107,7 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
     heartbeat = float(raw.get("heartbeat", 10))
     if not 0 < heartbeat < ttl:
         raise DcmError(f"{path}: heartbeat ({heartbeat} s) must be positive and shorter than lease_ttl ({ttl} s)")
-    uid = raw.get("container_uid", converge.CONTAINER_UID)
+    uid = raw.get("container_uid", CONTAINER_UID)
     if isinstance(uid, bool) or not str(uid).isdigit() or int(uid) <= 0:
         raise DcmError(f"{path}: container_uid must be a non-root numeric user id (> 0), got {uid!r}")
     return AgentConfig(
