@@ -43,11 +43,11 @@ docker:
 # Each step stops the run on failure; pytest runs last so its summary closes the output.
 test: setup
 	scripts/ensure-docker.sh
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory sanity
-	$(MAKE) --no-print-directory doc
-	$(MAKE) --no-print-directory molecule
-	$(MAKE) --no-print-directory pytest
+	for step in lint sanity doc molecule pytest; do \
+	  echo "== $$(date -u +%T) make $$step"; \
+	  $(MAKE) --no-print-directory $$step; \
+	done
+	echo "== $$(date -u +%T) make test: every step passed"
 
 lint: $(VENV_STAMP) $(COLLECTION_LINK)
 	$(VENV)/bin/ansible-lint --offline
@@ -59,7 +59,7 @@ doc: $(VENV_STAMP) $(COLLECTION_LINK)
 	scripts/check-docs.sh
 
 pytest: $(VENV_STAMP) $(COLLECTION_LINK)
-	$(VENV)/bin/python -m pytest tests/unit tests/integration -ra
+	$(VENV)/bin/python -m pytest tests/unit tests/integration -ra --durations=20
 
 unit: $(VENV_STAMP) $(COLLECTION_LINK)
 	$(VENV)/bin/python -m pytest tests/unit -ra
@@ -95,6 +95,7 @@ sandbox-down: $(VENV_STAMP) $(COLLECTION_LINK)
 molecule: $(VENV_STAMP) $(COLLECTION_LINK)
 	scripts/ensure-docker.sh
 	$(VENV)/bin/molecule test
+	echo "== $$(date -u +%T) molecule flannel"
 	$(VENV)/bin/molecule test -s flannel
 
 # The AWX execution environment's build context (awx/execution-environment.yml, docs/awx.md):
