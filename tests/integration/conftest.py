@@ -10,6 +10,7 @@ at the end. ``clean_etcd`` wipes ``/dcm/`` around each test.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -49,10 +50,11 @@ def _write_cert(path: str, cert: x509.Certificate) -> None:
 
 
 def _builder(subject: str, issuer: x509.Name, public_key) -> x509.CertificateBuilder:
+    """An empty ``subject`` gives a certificate without a common name (what etcd's gateway wants)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     return (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)] if subject else []))
         .issuer_name(issuer)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
@@ -80,13 +82,14 @@ def make_ca(directory: str, name: str) -> tuple:
     return path, cert, key
 
 
-def make_leaf(directory: str, name: str, ca_cert, ca_key, server: bool) -> tuple:
+def make_leaf(directory: str, name: str, ca_cert, ca_key, server: bool, common_name: str | None = None) -> tuple:
     """A certificate signed by the CA; ``server`` ones carry SANs 127.0.0.1/localhost and both usages
-    (etcd peers are servers and clients of each other). Returns ``(cert path, key path)``."""
+    (etcd peers are servers and clients of each other). The common name is ``name`` unless
+    ``common_name`` says otherwise ("" for none). Returns ``(cert path, key path)``."""
     key = ec.generate_private_key(ec.SECP256R1())
     usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
     builder = (
-        _builder(name, ca_cert.subject, key.public_key())
+        _builder(name if common_name is None else common_name, ca_cert.subject, key.public_key())
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     )
@@ -120,6 +123,8 @@ class EtcdServer:
     key: str
     untrusted_cert: str  # a client certificate signed by a CA etcd does not trust
     untrusted_key: str
+    gateway_cert: str  # a client certificate without a common name: etcd's gateway with access control on
+    gateway_key: str
     client: EtcdClient
     pid: int
     log: str
@@ -160,15 +165,16 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=15)
 
 
-@pytest.fixture(scope="session")
-def etcd():
+@contextlib.contextmanager
+def running_etcd(prefix: str = "dcm-etcd-"):
+    """A new single-member etcd with TLS and client certificates on free loopback ports (stopped after)."""
     if not (os.path.isfile(ETCD_BINARY) and os.access(ETCD_BINARY, os.X_OK)):
         pytest.fail(
             f"{ETCD_BINARY} not found: the etcd integration tests need Debian's etcd-server (3.4). "
             "Run `make setup` (it installs etcd-server), or point DCM_TEST_ETCD at an etcd binary.",
             pytrace=False,
         )
-    workdir = tempfile.mkdtemp(prefix="dcm-etcd-")
+    workdir = tempfile.mkdtemp(prefix=prefix)
     proc = None
     try:
         pki = os.path.join(workdir, "pki")
@@ -178,7 +184,7 @@ def etcd():
         client_cert, client_key = make_leaf(pki, "dcm-client", ca_cert, ca_key, server=False)
         _rogue_ca, rogue_cert, rogue_key = make_ca(pki, "untrusted-ca")
         untrusted_cert, untrusted_key = make_leaf(pki, "untrusted-client", rogue_cert, rogue_key, server=False)
-
+        gateway_cert, gateway_key = make_leaf(pki, "gateway-client", ca_cert, ca_key, server=False, common_name="")
         client_port, peer_port = free_port(), free_port()
         client_url = f"https://127.0.0.1:{client_port}"
         peer_url = f"https://127.0.0.1:{peer_port}"
@@ -222,6 +228,7 @@ def etcd():
         yield EtcdServer(
             endpoints=[client_url], client_port=client_port, ca=ca_path, cert=client_cert, key=client_key,
             untrusted_cert=untrusted_cert, untrusted_key=untrusted_key,
+            gateway_cert=gateway_cert, gateway_key=gateway_key,
             client=EtcdClient(EtcdConfig((client_url,), ca_path, client_cert, client_key, timeout=10.0)),
             pid=proc.pid, log=log_path,
         )
@@ -229,6 +236,12 @@ def etcd():
         if proc is not None:
             _stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def etcd():
+    with running_etcd() as server:
+        yield server
 
 
 def _wipe(server: EtcdServer) -> None:

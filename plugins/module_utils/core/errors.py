@@ -50,6 +50,10 @@ class StoreError(DcmError):
     """The etcd state store could not be read or written."""
 
 
+class AccessDenied(StoreError):
+    """etcd refused a request to this client's identity (role-based access), or refused the identity itself."""
+
+
 class CorruptRecord(StoreError):
     """A key under the pool prefix holds a value DCM cannot read: never taken for an absent one."""
 

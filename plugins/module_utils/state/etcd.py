@@ -5,6 +5,15 @@ installed, so this speaks etcd's documented gRPC-gateway (``/v3/...``) with
 ``http.client`` and TLS client certificates. Endpoints are tried in order; a
 member that cannot be reached is skipped, so one failed member of three does
 not stop anything.
+
+With etcd's role-based access on, the client is also a user: the gateway does
+not take a user from a certificate's common name (it refuses a certificate
+that has one), so the client authenticates with ``user`` and the password kept
+in ``password_file`` (read when a token is needed, never held in a variable
+that is printed), then sends the token with every request. etcd's simple
+tokens belong to the member that issued them and expire: the client keeps one
+per member and authenticates again when a member says its token is no longer
+valid.
 """
 
 from __future__ import annotations
@@ -17,7 +26,13 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..core.errors import CorruptRecord, StoreError
+from ..core.errors import AccessDenied, CorruptRecord, StoreError
+
+# what etcd says to a request whose token is unknown to the member asked (expired, issued by another
+# member, the member restarted) or that had none because authentication was off when the client
+# last asked (the gateway then speaks for the server certificate's name): authenticate again, once
+_STALE_TOKEN = ("invalid auth token", "user name is empty", "user name not found")
+AUTH_NOT_ENABLED = "authentication is not enabled"
 
 
 def _b64(text: str | bytes) -> str:
@@ -59,6 +74,13 @@ class EtcdConfig:
     client_cert: str | None = None
     client_key: str | None = None
     timeout: float = 5.0
+    user: str | None = None  # etcd user (role-based access); None: the certificate alone
+    password_file: str | None = None  # the user's password, alone in this file
+
+    def __post_init__(self) -> None:
+        if bool(self.user) != bool(self.password_file):
+            raise StoreError("etcd user and password file go together: give both (the files site.yml writes "
+                             "under /etc/dcm/etcd/) or neither")
 
 
 def etcd_config_from(raw: object, path: str) -> EtcdConfig:
@@ -71,6 +93,8 @@ def etcd_config_from(raw: object, path: str) -> EtcdConfig:
         client_cert=raw.get("client_cert"),
         client_key=raw.get("client_key"),
         timeout=float(raw.get("timeout", 5.0)),
+        user=raw.get("user") or None,
+        password_file=raw.get("password_file") or None,
     )
 
 
@@ -88,9 +112,10 @@ class EtcdClient:
             if config.client_cert:
                 context.load_cert_chain(config.client_cert, config.client_key)
             self._context = context
+        self._tokens: dict = {}  # endpoint -> token ("" where etcd has authentication off)
 
     # -- transport ---------------------------------------------------------
-    def _post(self, endpoint: str, path: str, data: bytes) -> tuple:
+    def _post(self, endpoint: str, path: str, data: bytes, token: str = "") -> tuple:
         """One POST to one member: ``(HTTP status, body bytes)``; raises OSError when unreachable."""
         url = urllib.parse.urlsplit(endpoint)
         if url.scheme == "https":
@@ -101,8 +126,10 @@ class EtcdClient:
         else:
             raise StoreError(f"etcd endpoint {endpoint!r} must start with https:// (or http://)")
         try:
-            conn.request("POST", f"{url.path.rstrip('/')}/v3/{path}", body=data,
-                         headers={"Content-Type": "application/json"})
+            headers = {"Content-Type": "application/json"}
+            if token:
+                headers["Authorization"] = token
+            conn.request("POST", f"{url.path.rstrip('/')}/v3/{path}", body=data, headers=headers)
             response = conn.getresponse()
             return response.status, response.read()
         except http.client.HTTPException as exc:
@@ -110,24 +137,76 @@ class EtcdClient:
         finally:
             conn.close()
 
+    def _password(self) -> str:
+        try:
+            with open(str(self.config.password_file), encoding="utf-8") as handle:
+                password = handle.read().strip()
+        except OSError as exc:
+            raise StoreError(f"cannot read the etcd password of user {self.config.user!r} from "
+                             f"{self.config.password_file}: {exc.strerror}; site.yml writes it (roles/etcd), "
+                             "readable by the identity's own service user only") from None
+        if not password:
+            raise StoreError(f"{self.config.password_file} is empty: it must hold the etcd password of user "
+                             f"{self.config.user!r}; run site.yml to write it again")
+        return password
+
+    def endpoints(self) -> list:
+        """The client URLs, the one that answered last first."""
+        return list(self._endpoints)
+
+    def authenticate(self, endpoint: str, user: str, password: str) -> tuple:
+        """``(HTTP status, answer text)`` of etcd's authenticate call on one member (OSError: unreachable)."""
+        body = json.dumps({"name": user, "password": password}).encode("utf-8")
+        status, raw = self._post(endpoint, "auth/authenticate", body)
+        return status, raw.decode("utf-8", "replace")
+
+    def _token(self, endpoint: str) -> str:
+        """This member's token for the configured user ("" without a user or with authentication off)."""
+        if not self.config.user:
+            return ""
+        if endpoint not in self._tokens:
+            status, text = self.authenticate(endpoint, self.config.user, self._password())
+            answer = _json(endpoint, "auth/authenticate", status, text.encode("utf-8"))
+            error = _error(status, answer, text.encode("utf-8"))
+            if error and AUTH_NOT_ENABLED in error:
+                self._tokens[endpoint] = ""  # no access control yet (a pool being set up): the certificate alone
+            elif error or not answer.get("token"):
+                raise AccessDenied(f"etcd {endpoint} did not let user {self.config.user!r} in: "
+                                   f"{error or 'no token in its answer'}; check that "
+                                   f"{self.config.password_file} holds the password site.yml set")
+            else:
+                self._tokens[endpoint] = str(answer["token"])
+        return self._tokens[endpoint]
+
+    def _ask(self, endpoint: str, path: str, data: bytes) -> tuple:
+        """``(HTTP status, answer, raw body)`` of one member, authenticated again once if its token went stale."""
+        token = self._token(endpoint)
+        status, raw = self._post(endpoint, path, data, token)
+        answer = _json(endpoint, path, status, raw)
+        error = _error(status, answer, raw)
+        if self.config.user and error and any(stale in error for stale in _STALE_TOKEN):
+            self._tokens.pop(endpoint, None)
+            status, raw = self._post(endpoint, path, data, self._token(endpoint))
+            answer = _json(endpoint, path, status, raw)
+        return status, answer, raw
+
     def call(self, path: str, body: dict) -> dict:
         """POST ``body`` to ``/v3/<path>`` on the first endpoint that answers."""
         data = json.dumps(body).encode("utf-8")
         failures = []
         for index, endpoint in enumerate(list(self._endpoints)):
             try:
-                status, raw = self._post(endpoint, path, data)
+                status, answer, raw = self._ask(endpoint, path, data)
             except (OSError, ssl.SSLError) as exc:  # refused, unreachable, timed out, TLS handshake
                 failures.append(f"{endpoint}: {exc}")
                 continue
-            try:
-                answer = json.loads(raw.decode("utf-8") or "{}")
-            except ValueError:
-                raise StoreError(f"etcd {endpoint} answered {path} with something that is not JSON "
-                                 f"(HTTP {status}); is this an etcd client URL?") from None
-            if status != 200 or ("error" in answer and "header" not in answer):
-                detail = answer.get("error") or answer.get("message") or raw[:200].decode("utf-8", "replace")
-                raise StoreError(f"etcd {endpoint} refused {path}: HTTP {status}: {detail}")
+            error = _error(status, answer, raw)
+            if error:
+                if "permission denied" in error:
+                    who = f"user {self.config.user!r}" if self.config.user else "this client (no etcd user)"
+                    raise AccessDenied(f"etcd {endpoint} refused {path} to {who}: permission denied; "
+                                       f"{_what(body)} is outside what this identity may touch")
+                raise StoreError(f"etcd {endpoint} refused {path}: HTTP {status}: {error}")
             if index:  # keep the member that answered first next time
                 self._endpoints.insert(0, self._endpoints.pop(index))
             return answer
@@ -190,6 +269,39 @@ class EtcdClient:
 
     def status(self) -> dict:
         return self.call("maintenance/status", {})
+
+
+def _json(endpoint: str, path: str, status: int, raw: bytes) -> dict:
+    try:
+        answer = json.loads(raw.decode("utf-8") or "{}")
+    except ValueError:
+        text = raw[:200].decode("utf-8", "replace").strip()
+        if "CommonName" in text:  # etcd's gateway with access control on refuses a certificate with a CN
+            raise AccessDenied(f"etcd {endpoint} refused {path}: {text}. With etcd authentication on, DCM's "
+                               "clients present the pool's client certificate without a common name "
+                               "(client-gateway.crt) and an etcd user") from None
+        raise StoreError(f"etcd {endpoint} answered {path} with something that is not JSON "
+                         f"(HTTP {status}); is this an etcd client URL?") from None
+    return answer if isinstance(answer, dict) else {}
+
+
+def _error(status: int, answer: dict, raw: bytes) -> str:
+    """What etcd's answer says went wrong, or "" when it succeeded."""
+    if status == 200 and not ("error" in answer and "header" not in answer):
+        return ""
+    return str(answer.get("error") or answer.get("message") or raw[:200].decode("utf-8", "replace"))
+
+
+def _what(body: dict) -> str:
+    """The key a request was about, for an error message (the first key of a transaction)."""
+    key = body.get("key")
+    if key is None:
+        for item in list(body.get("success") or []) + list(body.get("compare") or []):
+            request = next(iter(item.values())) if isinstance(item, dict) and "key" not in item else item
+            if isinstance(request, dict) and "key" in request:
+                key = request["key"]
+                break
+    return f"key {_unb64(key)}" if key else "the request"
 
 
 # -- transaction building blocks (etcd's Compare / RequestOp in JSON) ---------

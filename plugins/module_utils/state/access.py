@@ -1,0 +1,230 @@
+"""Who may touch which keys of the pool's etcd: the identities of DCM and their roles.
+
+etcd's role-based access gives each identity a user and a role of the same name:
+
+``root``                 the operator (control node, playbooks' modules on the masters): everything
+``dcm-master``           the DCM master daemon: reads the pool's state, writes cluster records
+                         (repairs), the leader key and events
+``dcm-agent-<host>``     the agent of one host: reads cluster records, host records and status,
+                         writes only its own host record, node status and events
+
+A role is a list of :class:`Permission` (a key, or a range of keys, with read, write or both). :func:`pool_roles` is the one place they are written; :class:`AccessControl` makes etcd's
+users and roles equal to them (adds, grants, revokes what is extra) and switches authentication
+on, over the same JSON gateway as every other DCM request.
+
+Known limits of the key layout (docs/security.md): status and events are keyed by cluster and by
+time, not by host, so an agent may write any node's status and any event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.errors import AccessDenied, StoreError
+from . import keys
+from .etcd import AUTH_NOT_ENABLED, EtcdClient, _b64, _unb64
+
+ROOT = "root"
+MASTER = "dcm-master"
+AGENT_PREFIX = "dcm-agent-"
+
+READ, WRITE, READWRITE = "READ", "WRITE", "READWRITE"
+_KINDS = (READ, WRITE, READWRITE)
+
+
+def agent_user(host: str) -> str:
+    """The etcd user (and role) of the agent on ``host``."""
+    if not host or "/" in host:
+        raise ValueError(f"{host!r} is not a host name")
+    return AGENT_PREFIX + host
+
+
+@dataclass(frozen=True, order=True)
+class Permission:
+    """``kind`` (READ, WRITE, READWRITE) on ``key``, or on the keys ``[key, end)`` when ``end`` is set."""
+
+    key: str
+    end: str
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"permission kind must be one of {', '.join(_KINDS)}, not {self.kind!r}")
+
+    def describe(self) -> str:
+        if not self.end:
+            return f"{self.kind.lower()} {self.key}"
+        if self.end == keys.prefix_end(self.key):
+            return f"{self.kind.lower()} {self.key}*"
+        return f"{self.kind.lower()} [{self.key}, {self.end})"
+
+
+def _under(prefix: str, kind: str) -> Permission:
+    return Permission(prefix, keys.prefix_end(prefix), kind)
+
+
+def _exactly(key: str, kind: str) -> Permission:
+    return Permission(key, "", kind)
+
+
+def agent_permissions(host: str) -> tuple:
+    """What the agent of ``host`` may read and write."""
+    return tuple(sorted((
+        _under(keys.CLUSTERS, READ),  # desired state (records hold no secret readable by others)
+        _under(keys.HOSTS, READ),
+        _exactly(keys.host_key(host), READWRITE),  # its own registration only
+        _under(keys.STATUS, READWRITE),  # keyed by cluster: see the module's known limits
+        _under(keys.EVENTS, READWRITE),
+    )))
+
+
+def master_permissions() -> tuple:
+    """What the DCM master daemon may read and write."""
+    return tuple(sorted((
+        _under(keys.PREFIX, READ),
+        _under(keys.CLUSTERS, READWRITE),  # repairs move nodes
+        _exactly(keys.LEADER, READWRITE),
+        _under(keys.EVENTS, READWRITE),
+    )))
+
+
+def pool_roles(hosts: list, masters: bool = True) -> dict:
+    """``{role name: permissions}`` of a pool with these hosts (root's role is etcd's own)."""
+    roles = {agent_user(host): agent_permissions(host) for host in hosts}
+    if masters:
+        roles[MASTER] = master_permissions()
+    return roles
+
+
+def _permission(raw: dict) -> Permission:
+    # proto3 JSON leaves out the zero value of permType, READ
+    return Permission(_unb64(raw.get("key")), _unb64(raw.get("range_end")), str(raw.get("permType") or READ))
+
+
+class AccessControl:
+    """etcd's users, roles and authentication switch, over an :class:`EtcdClient` with root's rights."""
+
+    def __init__(self, client: EtcdClient) -> None:
+        self.client = client
+
+    # -- reads ---------------------------------------------------------------------------------
+    def enabled(self, root_password: str) -> bool:
+        """Whether etcd has authentication on (etcd 3.4 has no status call: ask for a root token)."""
+        for endpoint in self.client.endpoints():
+            try:
+                status, raw = self.client.authenticate(endpoint, ROOT, root_password)
+            except OSError:
+                continue
+            if AUTH_NOT_ENABLED in raw:
+                return False
+            if status == 200:
+                return True
+            raise AccessDenied(f"etcd {endpoint} did not let user root in ({raw[:200]}); the root password "
+                               "on the control node is not the one etcd has")
+        raise StoreError("no etcd endpoint answered while checking whether authentication is on")
+
+    def users(self) -> dict:
+        """``{user: sorted roles}``."""
+        names = self.client.call("auth/user/list", {}).get("users") or []
+        return {name: sorted(self.client.call("auth/user/get", {"name": name}).get("roles") or [])
+                for name in names}
+
+    def roles(self) -> dict:
+        """``{role: sorted permissions}``."""
+        names = self.client.call("auth/role/list", {}).get("roles") or []
+        return {name: tuple(sorted(_permission(raw) for raw in
+                                   self.client.call("auth/role/get", {"role": name}).get("perm") or []))
+                for name in names}
+
+    def password_works(self, user: str, password: str) -> bool:
+        for endpoint in self.client.endpoints():
+            try:
+                status, _raw = self.client.authenticate(endpoint, user, password)
+            except OSError:
+                continue
+            return status == 200
+        raise StoreError(f"no etcd endpoint answered while checking the password of {user}")
+
+    # -- changes -------------------------------------------------------------------------------
+    def apply(self, passwords: dict, roles: dict, check_mode: bool = False) -> list:
+        """Make etcd's users and roles what ``passwords`` ({user: password}, root included) and
+        ``roles`` ({role: permissions}) say, each user holding the role of its name, then turn
+        authentication on. Users and roles DCM does not name are left alone, except roles and users
+        named like DCM's (``dcm-agent-*``, ``dcm-master``) that are no longer wanted (a host that left
+        the pool). Returns what changed, one line each (no password in it)."""
+        if ROOT not in passwords:
+            raise ValueError("the root user's password is needed to turn etcd authentication on")
+        was_on = self.enabled(passwords[ROOT])
+        changes: list = []
+        users, current_roles = self.users(), self.roles()
+        for name, permissions in sorted(roles.items()):
+            changes += self._role(name, tuple(sorted(permissions)), current_roles.get(name), check_mode)
+        for name, password in sorted(passwords.items()):
+            changes += self._user(name, password, users.get(name), was_on, check_mode)
+        for name in sorted(set(current_roles) - set(roles)):
+            if _ours(name):
+                changes.append(f"role {name}: removed (no such identity any more)")
+                if not check_mode:
+                    self.client.call("auth/role/delete", {"role": name})
+        for name in sorted(set(users) - set(passwords)):
+            if _ours(name):
+                changes.append(f"user {name}: removed (no such identity any more)")
+                if not check_mode:
+                    self.client.call("auth/user/delete", {"name": name})
+        if not was_on:
+            changes.append("authentication: turned on")
+            if not check_mode:
+                self.client.call("auth/enable", {})
+        return changes
+
+    def _role(self, name: str, wanted: tuple, current: tuple | None, check_mode: bool) -> list:
+        changes = []
+        if current is None:
+            changes.append(f"role {name}: added")
+            if not check_mode:
+                self.client.call("auth/role/add", {"name": name})
+            current = ()
+        for perm in sorted(set(current) - set(wanted)):
+            changes.append(f"role {name}: revoked {perm.describe()}")
+            if not check_mode:
+                body = {"role": name, "key": _b64(perm.key)}
+                if perm.end:
+                    body["range_end"] = _b64(perm.end)
+                self.client.call("auth/role/revoke", body)
+        for perm in sorted(set(wanted) - set(current)):
+            changes.append(f"role {name}: granted {perm.describe()}")
+            if not check_mode:
+                grant = {"permType": perm.kind, "key": _b64(perm.key)}
+                if perm.end:
+                    grant["range_end"] = _b64(perm.end)
+                self.client.call("auth/role/grant", {"name": name, "perm": grant})
+        return changes
+
+    def _user(self, name: str, password: str, roles: list | None, auth_on: bool, check_mode: bool) -> list:
+        if not password or len(password) < 16:
+            raise StoreError(f"the etcd password of {name} must be at least 16 characters (site.yml makes 40)")
+        changes = []
+        if roles is None:
+            changes.append(f"user {name}: added")
+            if not check_mode:
+                self.client.call("auth/user/add", {"name": name, "password": password})
+            roles = []
+        elif not auth_on or not self.password_works(name, password):
+            # with authentication off a password cannot be tried: set it (this happens once per pool)
+            changes.append(f"user {name}: password set")
+            if not check_mode:
+                self.client.call("auth/user/changepw", {"name": name, "password": password})
+        wanted = ROOT if name == ROOT else name
+        if wanted not in roles:
+            changes.append(f"user {name}: granted role {wanted}")
+            if not check_mode:
+                self.client.call("auth/user/grant", {"user": name, "role": wanted})
+        for extra in sorted(set(roles) - {wanted}):
+            changes.append(f"user {name}: revoked role {extra}")
+            if not check_mode:
+                self.client.call("auth/user/revoke", {"name": name, "role": extra})
+        return changes
+
+
+def _ours(name: str) -> bool:
+    return name == MASTER or name.startswith(AGENT_PREFIX)

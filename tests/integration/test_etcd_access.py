@@ -1,0 +1,155 @@
+"""etcd's role-based access, for real: a second etcd of its own (authentication cannot be switched
+off again without root), users and roles made by AccessControl, then each identity tries what it
+may and may not do through the same client the agent, the master and the modules use.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import AccessDenied, StoreError
+from ansible_collections.dcspark.dcm.plugins.module_utils.state import access, keys
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.etcd import EtcdClient, EtcdConfig
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.events import EventLog
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
+
+from conftest import running_etcd
+
+HOSTS = ["h1", "h2"]
+
+
+def _passwords(tag: str = "") -> dict:
+    users = [access.ROOT, access.MASTER] + [access.agent_user(host) for host in HOSTS]
+    return {user: f"{user}-password-{tag or 'first'}-0123456789" for user in users}
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    """An etcd with DCM's users and roles and authentication on; yields (server, password folder)."""
+    folder = tmp_path_factory.mktemp("etcd-passwords")
+    with running_etcd("dcm-etcd-access-") as server:
+        server.client.put(keys.cluster_key("face"), '{"name": "face"}')  # written before access control
+        root = _write_passwords(folder, _passwords())
+        control = access.AccessControl(_client(server, access.ROOT, root[access.ROOT]))
+        changes = control.apply(_passwords(), access.pool_roles(HOSTS))
+        assert "authentication: turned on" in changes
+        assert f"role {access.agent_user('h1')}: granted readwrite {keys.host_key('h1')}" in changes
+        yield server, folder, control
+
+
+def _write_passwords(folder, passwords: dict) -> dict:
+    paths = {}
+    for user, password in passwords.items():
+        path = folder / user
+        path.write_text(password + "\n", encoding="utf-8")
+        os.chmod(path, 0o600)
+        paths[user] = str(path)
+    return paths
+
+
+def _client(server, user: str | None, password_file: str | None, cert: str = "") -> EtcdClient:
+    """A client as DCM's identities have one: the pool's CN-less certificate, a user, a password file."""
+    return EtcdClient(EtcdConfig(tuple(server.endpoints), server.ca, cert or server.gateway_cert,
+                                 server.gateway_key if not cert else server.key, timeout=5.0,
+                                 user=user, password_file=password_file))
+
+
+def _as(secured_pool, user: str) -> EtcdClient:
+    server, folder, _control = secured_pool
+    return _client(server, user, str(folder / user))
+
+
+def test_a_second_apply_changes_nothing_and_check_mode_only_reports(secured):
+    _server, _folder, control = secured
+    assert control.apply(_passwords(), access.pool_roles(HOSTS)) == []
+    wider = access.pool_roles(HOSTS + ["h3"])
+    passwords = dict(_passwords(), **{access.agent_user("h3"): "h3-password-0123456789"})
+    preview = control.apply(passwords, wider, check_mode=True)
+    assert f"role {access.agent_user('h3')}: added" in preview and f"user {access.agent_user('h3')}: added" in preview
+    assert access.agent_user("h3") not in control.users()  # check mode wrote nothing
+
+
+def test_an_agent_writes_its_host_record_status_and_events_and_reads_records(secured):
+    agent = _as(secured, access.agent_user("h1"))
+    store = DcmStore(agent)
+    lease = store.register_host({"name": "h1", "address": "10.0.0.1"}, ttl=30)
+    store.put_status("face", "worker-1", '{"state": "running"}', lease)
+    EventLog(agent, "agent-h1").record("started", "worker-1 started", cluster="face")
+    assert "face" in store.clusters()
+    assert store.host_names() == frozenset({"h1"})
+    store.revoke(lease)  # a revoke needs write access to every key on the lease: its own only
+
+
+@pytest.mark.parametrize("key", [keys.cluster_key("face"), keys.host_key("h2"), keys.LEADER,
+                                 keys.images_key("face", "t1"), keys.generation_key("face", 1)])
+def test_an_agent_cannot_write_what_is_not_its_own(secured, key):
+    agent = _as(secured, access.agent_user("h1"))
+    with pytest.raises(AccessDenied) as refused:
+        agent.put(key, '{"name": "forged"}')
+    assert access.agent_user("h1") in str(refused.value) and key in str(refused.value)
+
+
+def test_an_agent_cannot_read_generations_images_or_jobs(secured):
+    agent = _as(secured, access.agent_user("h2"))
+    for prefix in (keys.GENERATIONS, keys.IMAGES, keys.JOBS, keys.CORDON):
+        with pytest.raises(AccessDenied):
+            agent.get_prefix(prefix)
+
+
+def test_the_master_moves_nodes_and_leads_but_writes_no_host_or_image(secured):
+    master = _as(secured, access.MASTER)
+    master.put(keys.cluster_key("face"), '{"name": "face", "moved": true}')
+    master.put(keys.LEADER, "master-a")
+    for key in (keys.host_key("h1"), keys.images_key("face", "t1"), keys.job_key("face", "j1")):
+        with pytest.raises(AccessDenied):
+            master.put(key, "{}")
+
+
+def test_root_writes_everything(secured):
+    root = _as(secured, access.ROOT)
+    root.put(keys.images_key("face", "t1"), '{"digests": {}}')
+    root.delete(keys.images_key("face", "t1"))
+
+
+def test_no_user_and_a_certificate_with_a_name_are_refused(secured):
+    server, _folder, _control = secured
+    with pytest.raises(StoreError, match="user name is empty|permission denied"):
+        _client(server, None, None).get(keys.cluster_key("face"))
+    with pytest.raises(AccessDenied, match="without a common name"):
+        _client(server, access.ROOT, str(secured[1] / access.ROOT), cert=server.cert).get(keys.cluster_key("face"))
+
+
+def test_a_wrong_or_missing_password_names_its_file(secured, tmp_path):
+    server, _folder, _control = secured
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password-at-all\n", encoding="utf-8")
+    with pytest.raises(AccessDenied, match=str(wrong)):
+        _client(server, access.MASTER, str(wrong)).get(keys.LEADER)
+    with pytest.raises(StoreError, match="cannot read the etcd password"):
+        _client(server, access.MASTER, str(tmp_path / "absent")).get(keys.LEADER)
+
+
+def test_a_stale_token_is_replaced_without_the_caller_noticing(secured):
+    agent = _as(secured, access.agent_user("h1"))
+    agent.get(keys.cluster_key("face"))
+    endpoint = agent.endpoints()[0]
+    agent._tokens[endpoint] = "expired.token"  # pylint: disable=protected-access
+    assert agent.get(keys.cluster_key("face")) is not None
+    assert agent._tokens[endpoint] != "expired.token"  # pylint: disable=protected-access
+
+
+def test_a_host_that_left_loses_its_identity_and_a_new_password_replaces_the_old(secured):
+    server, folder, control = secured
+    passwords = {user: password for user, password in _passwords().items() if user != access.agent_user("h2")}
+    passwords[access.agent_user("h1")] = "h1-rotated-password-0123456789"
+    changes = control.apply(passwords, access.pool_roles(["h1"]))
+    assert f"user {access.agent_user('h2')}: removed (no such identity any more)" in changes
+    assert f"user {access.agent_user('h1')}: password set" in changes
+    with pytest.raises(AccessDenied):
+        _client(server, access.agent_user("h2"), str(folder / access.agent_user("h2"))).get(keys.cluster_key("face"))
+    with pytest.raises(AccessDenied):  # the old password file of h1
+        _client(server, access.agent_user("h1"), str(folder / access.agent_user("h1"))).get(keys.cluster_key("face"))
+    rotated = _write_passwords(folder, {"h1-new": passwords[access.agent_user("h1")]})
+    assert _client(server, access.agent_user("h1"), rotated["h1-new"]).get(keys.cluster_key("face")) is not None
