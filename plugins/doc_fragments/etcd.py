@@ -28,6 +28,19 @@ options:
     description:
       - Private key of O(etcd_client_cert).
     type: path
+  etcd_user:
+    description:
+      - etcd user this client acts as once etcd's role-based access is on (the identities are in
+        C(docs/security.md)); requires O(etcd_password_file).
+      - etcd's JSON gateway, which the modules speak, takes no user from a certificate's common name and refuses
+        a certificate that has one when access control is on: with a user, present a client certificate without
+        a common name.
+    type: str
+  etcd_password_file:
+    description:
+      - File holding the password of O(etcd_user) (the file alone, on the host the module runs on; the password
+        is never a module parameter).
+    type: path
   etcd_timeout:
     description:
       - Seconds to wait for one etcd request before trying the next endpoint.

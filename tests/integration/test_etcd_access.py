@@ -5,6 +5,7 @@ may and may not do through the same client the agent, the master and the modules
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -16,6 +17,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.state.events import Ev
 from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
 
 from conftest import running_etcd
+from support import run_module
 
 HOSTS = ["h1", "h2"]
 
@@ -27,16 +29,26 @@ def _passwords(tag: str = "") -> dict:
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory):
-    """An etcd with DCM's users and roles and authentication on; yields (server, password folder)."""
+    """An etcd whose users and roles dcm_etcd_access made, authentication on; yields (server, password
+    folder, an AccessControl acting as root)."""
     folder = tmp_path_factory.mktemp("etcd-passwords")
     with running_etcd("dcm-etcd-access-") as server:
         server.client.put(keys.cluster_key("face"), '{"name": "face"}')  # written before access control
         root = _write_passwords(folder, _passwords())
-        control = access.AccessControl(_client(server, access.ROOT, root[access.ROOT]))
-        changes = control.apply(_passwords(), access.pool_roles(HOSTS))
-        assert "authentication: turned on" in changes
-        assert f"role {access.agent_user('h1')}: granted readwrite {keys.host_key('h1')}" in changes
-        yield server, folder, control
+        args = {"hosts": HOSTS, "passwords": _passwords(), "etcd_endpoints": list(server.endpoints),
+                "etcd_ca_cert": server.ca, "etcd_client_cert": server.gateway_cert,
+                "etcd_client_key": server.gateway_key, "etcd_user": access.ROOT,
+                "etcd_password_file": root[access.ROOT]}
+        preview = run_module("dcm_etcd_access", args, check=True)
+        assert preview.get("failed") is not True and "authentication: turned on" in preview["changes"], preview
+        assert server.client.get(keys.cluster_key("face")) is not None  # still open: check mode changed nothing
+        applied = run_module("dcm_etcd_access", args)
+        assert applied.get("failed") is not True and applied["changed"] is True, applied
+        assert f"role {access.agent_user('h1')}: granted readwrite {keys.host_key('h1')}" in applied["changes"]
+        assert not any("password" in line and "-password-" in line for line in applied["changes"])
+        again = run_module("dcm_etcd_access", args)
+        assert (again.get("failed"), again["changed"], again["changes"]) == (None, False, []), again
+        yield server, folder, access.AccessControl(_client(server, access.ROOT, root[access.ROOT]))
 
 
 def _write_passwords(folder, passwords: dict) -> dict:
@@ -61,9 +73,8 @@ def _as(secured_pool, user: str) -> EtcdClient:
     return _client(server, user, str(folder / user))
 
 
-def test_a_second_apply_changes_nothing_and_check_mode_only_reports(secured):
+def test_a_new_host_in_check_mode_is_only_reported(secured):
     _server, _folder, control = secured
-    assert control.apply(_passwords(), access.pool_roles(HOSTS)) == []
     wider = access.pool_roles(HOSTS + ["h3"])
     passwords = dict(_passwords(), **{access.agent_user("h3"): "h3-password-0123456789"})
     preview = control.apply(passwords, wider, check_mode=True)
@@ -119,6 +130,18 @@ def test_no_user_and_a_certificate_with_a_name_are_refused(secured):
         _client(server, None, None).get(keys.cluster_key("face"))
     with pytest.raises(AccessDenied, match="without a common name"):
         _client(server, access.ROOT, str(secured[1] / access.ROOT), cert=server.cert).get(keys.cluster_key("face"))
+
+
+def test_the_module_refuses_passwords_that_do_not_match_the_pool(secured):
+    server, folder, _control = secured
+    passwords = dict(_passwords(), intruder="intruder-password-0123456789")
+    del passwords[access.MASTER]
+    result = run_module("dcm_etcd_access", {
+        "hosts": HOSTS, "passwords": passwords, "etcd_endpoints": list(server.endpoints), "etcd_ca_cert": server.ca,
+        "etcd_client_cert": server.gateway_cert, "etcd_client_key": server.gateway_key,
+        "etcd_user": access.ROOT, "etcd_password_file": str(folder / access.ROOT)})
+    assert result["failed"] is True and "missing: ['dcm-master']" in result["msg"] and "intruder" in result["msg"]
+    assert "password-first" not in json.dumps(result)
 
 
 def test_a_wrong_or_missing_password_names_its_file(secured, tmp_path):

@@ -21,6 +21,8 @@ ETCD_OPTIONS = {
     "etcd_client_cert": {"type": "path"},
     "etcd_client_key": {"type": "path", "no_log": False},
     "etcd_timeout": {"type": "float", "default": 5.0},
+    "etcd_user": {"type": "str"},
+    "etcd_password_file": {"type": "path", "no_log": False},
 }
 
 NO_ENDPOINTS = ("etcd_endpoints is empty: {module} keeps the pool's state in etcd; give its client URLs, "
@@ -40,6 +42,8 @@ def etcd_config(params: dict) -> EtcdConfig | None:
         client_cert=params.get("etcd_client_cert"),
         client_key=params.get("etcd_client_key"),
         timeout=float(params.get("etcd_timeout") or 5.0),
+        user=params.get("etcd_user") or None,
+        password_file=params.get("etcd_password_file") or None,
     )
 
 
