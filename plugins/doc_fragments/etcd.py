@@ -32,9 +32,9 @@ options:
     description:
       - etcd user this client acts as once etcd's role-based access is on (the identities are in
         C(docs/security.md)); requires O(etcd_password_file).
-      - etcd's JSON gateway, which the modules speak, takes no user from a certificate's common name and refuses
-        a certificate that has one when access control is on: with a user, present a client certificate without
-        a common name.
+      - etcd's JSON gateway, which the modules speak, takes no user from a certificate's common name, and refuses
+        a certificate that has one once access control is on. So, with a user, present a client certificate
+        without a common name.
     type: str
   etcd_password_file:
     description:

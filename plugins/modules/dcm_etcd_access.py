@@ -17,7 +17,7 @@ description:
   - The module adds missing users and roles, grants what is missing, revokes what is extra, removes the DCM users
     and roles of hosts that left the pool, sets passwords that no longer work, and turns etcd's authentication on
     when it is off. Users and roles it does not name are left alone.
-  - It acts as V(root): give O(etcd_user=root) and O(etcd_password_file) with the root password in O(passwords).
+  - It acts as V(root), so give it O(etcd_user=root) and O(etcd_password_file), and the root password in O(passwords).
     While authentication is still off, the root password file is only read, not needed by etcd.
 author:
   - DCSpark developers (@dcspark)

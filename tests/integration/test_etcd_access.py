@@ -18,6 +18,9 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import Dcm
 
 from conftest import running_etcd
 from support import run_module
+from test_etcd_store import host_record, spec
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import naming
 
 HOSTS = ["h1", "h2"]
 
@@ -163,7 +166,29 @@ def test_a_stale_token_is_replaced_without_the_caller_noticing(secured):
     assert agent._tokens[endpoint] != "expired.token"  # pylint: disable=protected-access
 
 
+def test_an_agent_reads_the_secrets_of_its_own_host_only(secured):
+    root = DcmStore(_as(secured, access.ROOT))
+    leases = [root.register_host(host_record(host, 4, 8)) for host in HOSTS]
+    try:
+        record = root.reserve(spec("secure", workers=1)).record
+        hosts = {host for _node, host in naming.placed_nodes(record)}
+        agent_host = sorted(hosts)[0]
+        agent = DcmStore(_as(secured, access.agent_user(agent_host)))
+        assert agent.host_secrets(agent_host)["secure"]["secret"] == record["secret"]
+        assert "secret" not in agent.clusters()["secure"]
+        other = next(host for host in HOSTS if host != agent_host)
+        with pytest.raises(AccessDenied):
+            agent.host_secrets(other)
+        with pytest.raises(AccessDenied):
+            agent.held_secrets("secure")
+    finally:
+        root.remove_cluster("secure")
+        for lease in leases:
+            root.revoke(lease)
+
+
 def test_a_host_that_left_loses_its_identity_and_a_new_password_replaces_the_old(secured):
+    """Last in this file: it changes the identities the tests above use."""
     server, folder, control = secured
     passwords = {user: password for user, password in _passwords().items() if user != access.agent_user("h2")}
     passwords[access.agent_user("h1")] = "h1-rotated-password-0123456789"

@@ -30,6 +30,8 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement impor
     host_capacity,
     plan_cluster,
     pool_hosts,
+    split_secrets,
+    with_secrets,
 )
 from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
 
@@ -137,7 +139,7 @@ def test_reserve_generations_and_remove(clean_etcd):
     assert (first.changed, first.attempts, first.record["generation"]) == (True, 1, 1)
     assert first.plan is not None and first.previous is None
     stored = client.get(keys.cluster_key("face"))
-    assert json.loads(stored.value) == first.record
+    assert json.loads(stored.value) == split_secrets(first.record)[0]  # the secret is kept apart
     assert first.record["deployed_by"] == "tester" and first.record["desired_state"] == "running"
 
     again = store.reserve(spec("face", workers=2))
@@ -149,8 +151,8 @@ def test_reserve_generations_and_remove(clean_etcd):
     assert grown.plan is not None and len(grown.record["placement"]["workers"]) == 5
     assert grown.previous["generation"] == 1
     regrown = json.loads(client.get(keys.cluster_key("face")).value)
-    assert regrown["generation"] == 2
-    assert regrown["secret"] == first.record["secret"]  # a new generation keeps the cluster's secret
+    assert regrown["generation"] == 2 and grown.record["secret"] == first.record["secret"]
+    assert store.held_secrets("face")["secrets"]["secret"] == first.record["secret"]  # a new generation keeps it
 
     images = {"master": "reg/m@sha256:1", "worker": "reg/w@sha256:2", "driver": "reg/d@sha256:3"}
     imaged = store.reserve(spec("face", workers=5), images=images)
@@ -239,7 +241,7 @@ def test_concurrent_deploys_never_overcommit(clean_etcd):
     records = stored_clusters(clean_etcd.client)
     assert set(records) == {specs[i]["name"] for i in winners}
     for i, reservation in winners.items():
-        assert records[specs[i]["name"]] == reservation.record
+        assert records[specs[i]["name"]] == split_secrets(reservation.record)[0]
         assert reservation.attempts == reads[i]
     # Every loser says which node did not fit and what the best host had left, and has no record.
     for i, exc in losers.items():
@@ -384,8 +386,9 @@ def test_dcm_cluster_lifecycle(clean_etcd, tmp_path):
     assert created["changed"] is True and created["generation"] == 1 and created["attempts"] == 1
     assert created["placement"] == checked["placement"]
     stored = client.get(keys.cluster_key("face"))
-    stored_record = json.loads(stored.value)
-    # the cluster's spark.authenticate secret is stored, random, and never shown in module output
+    stored_record = with_secrets(json.loads(stored.value), DcmStore(client).held_secrets("face")["secrets"])
+    # the cluster's spark.authenticate secret is stored (apart from the record), random, and never shown
+    assert "secret" not in json.loads(stored.value)
     assert len(stored_record["secret"]) == 64 and int(stored_record["secret"], 16) >= 0
     assert created["record"]["secret"] == "********" and stored_record["secret"] not in json.dumps(created)
     assert {**stored_record, "secret": "********"} == created["record"]
@@ -400,7 +403,8 @@ def test_dcm_cluster_lifecycle(clean_etcd, tmp_path):
     assert grown["diff"]["before"]["generation"] == 1 and grown["diff"]["after"]["generation"] == 2
     regrown = json.loads(client.get(keys.cluster_key("face")).value)
     assert regrown["generation"] == 2
-    assert regrown["secret"] == stored_record["secret"]  # a new generation keeps the cluster's secret
+    # a new generation keeps the cluster's secret
+    assert DcmStore(client).held_secrets("face")["secrets"]["secret"] == stored_record["secret"]
 
     client.put(keys.status_key("face", "master"), '{"state": "running"}')
     absent = {"state": "absent", "name": "face", **clean_etcd.module_args()}

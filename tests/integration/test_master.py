@@ -73,7 +73,12 @@ def test_nodes_of_a_host_that_lost_its_lease_move_and_the_others_stay(clean_etcd
     assert {n: h for n, h in hosts_of(after).items() if n not in moved} == {
         n: h for n, h in placed.items() if n not in moved}  # nothing else moved
     assert after["generation"] == before["generation"] and after["images"] == before["images"]
-    assert after["secret"] == before["secret"]
+    # the secret stays the cluster's, and its copies follow the nodes: the dead host's copy is gone
+    held = store.held_secrets("face")
+    assert "secret" not in after and held["secrets"]["secret"] == before["secret"]
+    assert held["hosts"] == sorted(set(hosts_of(after).values()))
+    assert "face" not in store.host_secrets(victim)
+    assert all(store.host_secrets(host)["face"]["secret"] == before["secret"] for host in held["hosts"])
     assert after["repairs"][-1]["moves"] == {n: [victim, hosts_of(after)[n]] for n in sorted(moved)}
     assert not overcommitted(client)
     events = read_events(client, cluster="face")

@@ -30,7 +30,7 @@ ALLOWED = {
 }
 # What may leave the state layer: the client and its configuration, never keys or transaction parts.
 STATE_EXPORTS_FOR_OTHERS = {"store": None, "etcd": {"EtcdClient", "EtcdConfig", "etcd_config_from"},
-                            "events": {"EventLog", "KINDS"}, "flannel_network": None}
+                            "events": {"EventLog", "KINDS"}, "flannel_network": None, "access": None}
 ETCD_CALLS = {"txn", "get_prefix", "range", "lease_grant", "lease_keepalive", "lease_revoke"}
 POOL_PREFIX = "/dcm/"
 

@@ -82,6 +82,10 @@ class Pool:
     def cluster(self, name: str) -> dict | None:
         return self.etcd_get(f"/dcm/clusters/{name}").get(f"/dcm/clusters/{name}")
 
+    def secrets(self, name: str) -> dict:
+        """``/dcm/secrets/<name>``: the cluster's secrets, kept apart from its record, and the hosts with a copy."""
+        return self.etcd_get(f"/dcm/secrets/{name}")[f"/dcm/secrets/{name}"]
+
     def containers(self, name: str, cluster: str | None = None) -> list:
         label = f"org.dcspark.cluster={cluster}" if cluster else "org.dcspark.managed=true"
         out = self.hosts[name].check_output(f"docker ps -aq --filter label={label}")
@@ -184,13 +188,18 @@ def nodes_of(record: dict) -> list:
 def test_no_node_shows_its_secret_and_every_node_runs_as_185(pool, deployed):
     """docker inspect (anyone in the docker group) must not reveal a cluster's secret or token."""
     for name in SPECS:
-        record = pool.cluster(name)
+        record, held = pool.cluster(name), pool.secrets(name)
+        secrets = held["secrets"]
+        assert "secret" not in record and "jupyter_token" not in record  # every agent reads records
+        assert held["hosts"] == sorted({host for host, _container in nodes_of(record)})
+        copies = pool.etcd_get("/dcm/host-secrets/", prefix=True)
+        assert sorted(key.split("/")[3] for key in copies if key.endswith(f"/{name}")) == held["hosts"]
         for host, container in nodes_of(record):
             config = pool.inspect(host, container)
             shown = json.dumps(config)
-            assert record["secret"] not in shown, f"{container}: the secret is visible in docker inspect"
-            if record.get("jupyter_token"):
-                assert record["jupyter_token"] not in shown, container
+            assert secrets["secret"] not in shown, f"{container}: the secret is visible in docker inspect"
+            if secrets.get("jupyter_token"):
+                assert secrets["jupyter_token"] not in shown, container
             assert config["Config"]["User"] == "185:185", (container, config["Config"]["User"])
             listing = pool.hosts[host].check_output(f"docker exec {container} stat -c '%a %u' /run/dcspark/auth")
             assert listing == "400 185", (container, listing)

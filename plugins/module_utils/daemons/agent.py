@@ -49,6 +49,7 @@ from ..state.etcd import EtcdClient, EtcdConfig, etcd_config_from
 from ..state.store import DcmStore
 from ..state.events import EventLog
 from ..policy.gc import DEFAULT_THRESHOLD
+from ..policy.placement import with_secrets
 from .gc_timers import DEFAULT_INTERVAL, GcSettings, GcTimers
 from ..core.units import format_cpus, parse_cpus, parse_memory
 
@@ -282,12 +283,15 @@ class Converger:
         """Every node the cluster records place on this host.
 
         A record that is not JSON fails the whole read (:class:`CorruptRecord`), so the pass changes
-        nothing; a record that lacks what a node needs is logged and skipped.
+        nothing; a record that lacks what a node needs is logged and skipped. A cluster's secrets come
+        from this host's own copies (``/dcm/host-secrets/<host>/``), not from its record.
         """
         wanted: dict = {}
-        for record in self.store.clusters().values():
+        secrets = self.store.host_secrets(self.config.host_name)
+        for name, record in self.store.clusters().items():
             try:
-                wanted.update(converge.desired_nodes([record], self.config.host_name))
+                wanted.update(converge.desired_nodes([with_secrets(record, secrets.get(name, {}))],
+                                                     self.config.host_name))
             except DcmError as exc:
                 LOG.warning("%s", exc)
         return wanted

@@ -128,12 +128,29 @@ def jupyter_token(previous: dict | None) -> str:
     return kept if isinstance(kept, str) and len(kept) >= 32 else secrets.token_hex(24)
 
 
+SECRET_FIELDS = ("secret", "jupyter_token")  # what a cluster record holds that its store keeps apart
+
+
+def split_secrets(record: dict) -> tuple:
+    """``(record without its secrets, {field: value})``: every agent reads records, a secret goes only where
+    the cluster runs."""
+    public = {key: value for key, value in record.items() if key not in SECRET_FIELDS}
+    return public, {key: record[key] for key in SECRET_FIELDS if record.get(key)}
+
+
+def with_secrets(record: dict, secrets: dict) -> dict:
+    """``record`` with ``secrets`` (from :func:`split_secrets`) put back; what the record holds itself stays."""
+    merged = {key: value for key, value in secrets.items() if key in SECRET_FIELDS and value}
+    merged.update({key: value for key, value in record.items() if key not in SECRET_FIELDS or value})
+    return merged
+
+
 def public_record(record: dict | None) -> dict | None:
     """A cluster record fit for output and logs: the secret and the Jupyter token hidden."""
     if not record:
         return record
     shown = dict(record)
-    for key in ("secret", "jupyter_token"):
+    for key in SECRET_FIELDS:
         if key in shown:
             shown[key] = HIDDEN
     return shown

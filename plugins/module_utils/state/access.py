@@ -4,13 +4,15 @@ etcd's role-based access gives each identity a user and a role of the same name:
 
 ``root``                 the operator (control node, playbooks' modules on the masters): everything
 ``dcm-master``           the DCM master daemon: reads the pool's state, writes cluster records
-                         (repairs), the leader key and events
-``dcm-agent-<host>``     the agent of one host: reads cluster records, host records and status,
-                         writes only its own host record, node status and events
+                         (repairs) with their secrets' copies, the leader key and events
+``dcm-agent-<host>``     the agent of one host: reads cluster records, host records, status and
+                         the secrets' copies of its own host, writes only its own host record,
+                         node status and events
 
-A role is a list of :class:`Permission` (a key, or a range of keys, with read, write or both). :func:`pool_roles` is the one place they are written; :class:`AccessControl` makes etcd's
-users and roles equal to them (adds, grants, revokes what is extra) and switches authentication
-on, over the same JSON gateway as every other DCM request.
+A role is a list of :class:`Permission` (a key, or a range of keys, with read, write or both).
+:func:`pool_roles` is the one place they are written; :class:`AccessControl` makes etcd's users
+and roles equal to them (adds, grants, revokes what is extra) and switches authentication on,
+over the same JSON gateway as every other DCM request.
 
 Known limits of the key layout (docs/security.md): status and events are keyed by cluster and by
 time, not by host, so an agent may write any node's status and any event.
@@ -73,6 +75,7 @@ def agent_permissions(host: str) -> tuple:
         _under(keys.CLUSTERS, READ),  # desired state (records hold no secret readable by others)
         _under(keys.HOSTS, READ),
         _exactly(keys.host_key(host), READWRITE),  # its own registration only
+        _under(keys.host_secrets_prefix(host), READ),  # the secrets of the clusters it runs nodes of
         _under(keys.STATUS, READWRITE),  # keyed by cluster: see the module's known limits
         _under(keys.EVENTS, READWRITE),
     )))
@@ -83,6 +86,8 @@ def master_permissions() -> tuple:
     return tuple(sorted((
         _under(keys.PREFIX, READ),
         _under(keys.CLUSTERS, READWRITE),  # repairs move nodes
+        _under(keys.SECRETS, READWRITE),  # ... and the copies of the secrets follow them
+        _under(keys.HOST_SECRETS, READWRITE),
         _exactly(keys.LEADER, READWRITE),
         _under(keys.EVENTS, READWRITE),
     )))

@@ -10,6 +10,8 @@
 ``/dcm/events/<time>-<source>`` what the masters and agents did (newest kept, oldest pruned)
 ``/dcm/jobs/<name>/<id>``    one job submitted to a cluster (ids sort by submission time; newest kept)
 ``/dcm/images/<name>/<tag>`` the digests the pool's own build pushed for a content tag (provenance)
+``/dcm/secrets/<name>``      a cluster's secrets (Spark's, the Jupyter token) and the hosts holding a copy
+``/dcm/host-secrets/<host>/<name>`` the copy of a cluster's secrets the agent of a host running its nodes reads
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ GENERATIONS = PREFIX + "generations/"
 REGISTRY_PRUNE = PREFIX + "registry/prune/"
 JOBS = PREFIX + "jobs/"
 IMAGES = PREFIX + "images/"
+SECRETS = PREFIX + "secrets/"
+HOST_SECRETS = PREFIX + "host-secrets/"
 
 
 def host_key(host: str) -> str:
@@ -70,6 +74,18 @@ def images_prefix(cluster: str) -> str:
 
 def images_key(cluster: str, tag: str) -> str:
     return images_prefix(cluster) + tag
+
+
+def secrets_key(cluster: str) -> str:
+    return SECRETS + cluster
+
+
+def host_secrets_prefix(host: str) -> str:
+    return f"{HOST_SECRETS}{host}/"
+
+
+def host_secrets_key(host: str, cluster: str) -> str:
+    return host_secrets_prefix(host) + cluster
 
 
 def prune_key(cluster: str, generation: int) -> str:

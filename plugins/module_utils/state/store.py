@@ -12,6 +12,12 @@ Reservation is optimistic: read hosts and clusters at one revision R, plan, then
 record in one transaction guarded by "no key under ``/dcm/clusters/`` or ``/dcm/cordon/`` was modified
 after R". If another deploy committed in between, the transaction fails and we re-read and re-plan.
 Deletions free capacity, so they cannot make a plan overcommit and need no guard.
+
+A cluster's secrets (Spark's shared secret, the Jupyter token) are not in its record, which every
+agent reads: every write of a record also writes ``/dcm/secrets/<name>`` (the secrets and the hosts
+holding a copy) and ``/dcm/host-secrets/<host>/<name>`` for each host with a node of the cluster,
+and deletes the copies of hosts that no longer have one, in the same transaction. With etcd's
+role-based access an agent reads only its own host's copies (:mod:`.access`).
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import time
 from dataclasses import dataclass, field
 
 from ..core.errors import CorruptRecord, ReservationConflict, StoreError
-from ..policy.placement import Snapshot, cluster_record, plan_cluster, prune_entry, record_unchanged
-from ..policy.rollout import DEFAULT_KEEP, STRATEGIES, history_entry, rolling_possible, start_rollout
+from ..policy.placement import (SECRET_FIELDS, Snapshot, cluster_record, plan_cluster, prune_entry, record_unchanged,
+                                split_secrets, with_secrets)
+from ..policy.rollout import DEFAULT_KEEP, STRATEGIES, history_entry, node_views, rolling_possible, start_rollout
 from ..policy.scheduler import Plan
 from ..spec.model import canonical_json, spec_hash
 from . import keys
@@ -85,6 +92,19 @@ class DcmStore:
         """``(record or None, its mod revision)``, for a write guarded on it."""
         kv = self.client.get(keys.cluster_key(name))
         return (load(kv), kv.mod_revision) if kv else (None, 0)
+
+    def held_secrets(self, name: str) -> dict:
+        """``/dcm/secrets/<name>``: ``{"secrets": {field: value}, "hosts": [hosts holding a copy]}`` or {}."""
+        kv = self.client.get(keys.secrets_key(name))
+        return load(kv) if kv else {}
+
+    def host_secrets(self, host: str) -> dict:
+        """The secrets of every cluster with a node on ``host`` (what its agent may read): ``{cluster: secrets}``."""
+        prefix = keys.host_secrets_prefix(host)
+        copies, _rev = self._objects(prefix)
+        return {keys.name_from_key(prefix, key): {field: value for field, value in copy.items()
+                                                  if field in SECRET_FIELDS}
+                for key, copy in copies.items()}
 
     def history(self, name: str, revision: int = 0) -> dict:
         """The retained generations of cluster ``name``: ``{generation: entry}``."""
@@ -173,6 +193,8 @@ class DcmStore:
         for attempt in range(1, attempts + 1):
             snap = self.snapshot()
             previous = snap.clusters.get(name)
+            if previous is not None:  # a new generation keeps the cluster's secret and token
+                previous = with_secrets(previous, self.held_secrets(name).get("secrets") or {})
             if record_unchanged(previous, spec, images, network):
                 return Reservation(record=previous, changed=False, attempts=attempt, previous=previous)
             if previous and previous.get("spec_hash") == spec_hash(spec):
@@ -192,7 +214,7 @@ class DcmStore:
                 possible, rolling = rolling_possible(previous, record)
                 if possible:
                     record = start_rollout(previous, record, now)
-            ops = [op_put(keys.cluster_key(name), canonical_json(record))]
+            ops = self._record_ops(name, record)
             if previous and int(previous.get("generation", 0)) not in history:
                 # a generation recorded before histories were kept
                 recorded = history_entry(previous, origin="recorded")
@@ -243,7 +265,9 @@ class DcmStore:
         if record is not None:
             status = keys.status_prefix(name)
             guards.append(cmp_mod_revision(kv.key, kv.mod_revision))
-            ops += [op_delete(kv.key), op_delete(status, keys.prefix_end(status))]
+            ops += [op_delete(kv.key), op_delete(status, keys.prefix_end(status)), op_delete(keys.secrets_key(name))]
+            ops += [op_delete(keys.host_secrets_key(host, name))
+                    for host in self.held_secrets(name).get("hosts") or ()]
         if purge:
             now = time.time()
             for prefix in (keys.generations_prefix(name), keys.jobs_prefix(name), keys.images_prefix(name)):
@@ -285,6 +309,24 @@ class DcmStore:
         if not ok:
             raise StoreError(f"{what} changed while it was being written (another writer); run again")
 
+    def _record_ops(self, name: str, record: dict) -> list:
+        """The writes of one cluster record: the record without its secrets, the secrets, and a copy of them
+        for each host with a node of the cluster (copies of hosts that have none any more go)."""
+        public, secrets = split_secrets(record)
+        held = self.held_secrets(name)
+        secrets = secrets or dict(held.get("secrets") or {})
+        if not secrets.get("secret"):
+            raise StoreError(f"cluster {name}: its secret is neither in the record nor in {keys.secrets_key(name)}; "
+                             "deploy the cluster again (deploy_cluster.yml) to give it a new one")
+        hosts = sorted({host for _node, host, _view in node_views(record)})
+        ops = [op_put(keys.cluster_key(name), canonical_json(public)),
+               op_put(keys.secrets_key(name), canonical_json({"cluster": name, "secrets": secrets, "hosts": hosts}))]
+        ops += [op_put(keys.host_secrets_key(host, name), canonical_json(dict(secrets, cluster=name)))
+                for host in hosts]
+        ops += [op_delete(keys.host_secrets_key(host, name))
+                for host in sorted(set(held.get("hosts") or ()) - set(hosts))]
+        return ops
+
     # -- the DCM master ------------------------------------------------------------------------
     def commit_repair(self, name: str, record: dict, since_revision: int, fence: dict) -> tuple:
         """Write a repaired cluster record: ``(committed, revision)``.
@@ -293,8 +335,7 @@ class DcmStore:
         after ``since_revision``" (the repair was planned at that revision).
         """
         ok, _responses, revision = self.client.txn(
-            [fence] + _allocation_guards(since_revision),
-            [op_put(keys.cluster_key(name), canonical_json(record))])
+            [fence] + _allocation_guards(since_revision), self._record_ops(name, record))
         return ok, revision
 
     def campaign(self, value: str, lease: int) -> bool:
@@ -317,9 +358,8 @@ class DcmStore:
     # -- rolling changes -------------------------------------------------------------------------
     def advance_rollout(self, name: str, record: dict, mod_revision: int) -> bool:
         """Write the record after a rollout step, guarded on the revision it was read at; True if written."""
-        key = keys.cluster_key(name)
-        ok, _responses, _rev = self.client.txn([cmp_mod_revision(key, mod_revision)],
-                                               [op_put(key, canonical_json(record))])
+        ok, _responses, _rev = self.client.txn([cmp_mod_revision(keys.cluster_key(name), mod_revision)],
+                                               self._record_ops(name, record))
         return ok
 
     # -- the registry's prune queue -----------------------------------------------------------

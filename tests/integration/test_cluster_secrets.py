@@ -1,0 +1,56 @@
+"""A cluster's secrets are kept apart from its record, with a copy only for the hosts running its nodes
+(issue 16: an agent reads every record, so no record may hold a secret). Real etcd (conftest.py)."""
+
+from __future__ import annotations
+
+import json
+
+from test_etcd_store import register, spec, stored_clusters
+
+from ansible_collections.dcspark.dcm.plugins.module_utils.core import naming
+from ansible_collections.dcspark.dcm.plugins.module_utils.state import keys
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
+
+
+def _hosts(record: dict) -> set:
+    return {host for _node, host in naming.placed_nodes(record)}
+
+
+def _copies(client) -> dict:
+    """``{(host, cluster): copy}`` of every host copy in etcd."""
+    kvs, _rev = client.get_prefix(keys.HOST_SECRETS)
+    return {tuple(keys.name_from_key(keys.HOST_SECRETS, kv.key).split("/", 1)): json.loads(kv.value) for kv in kvs}
+
+
+def test_a_record_holds_no_secret_and_only_the_clusters_hosts_get_a_copy(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    for host in ("a", "b", "c", "d"):
+        register(store, host, 2, 4)
+    face = store.reserve(spec("face", workers=1)).record
+    other = store.reserve(spec("other", workers=1)).record
+    raw = stored_clusters(client)
+    assert "secret" not in raw["face"] and "secret" not in raw["other"]
+    assert face["secret"] not in json.dumps(raw)  # not under another name either
+    copies = _copies(client)
+    assert {host for host, cluster in copies if cluster == "face"} == _hosts(face)
+    assert {host for host, cluster in copies if cluster == "other"} == _hosts(other)
+    assert all(copy["secret"] == (face if cluster == "face" else other)["secret"]
+               for (_host, cluster), copy in copies.items())
+    assert face["secret"] != other["secret"]
+    outside = sorted({"a", "b", "c", "d"} - _hosts(face))
+    assert outside and all("face" not in store.host_secrets(host) for host in outside)
+
+
+def test_a_new_generation_keeps_the_secret_and_removal_takes_every_copy(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    for host in ("a", "b", "c"):
+        register(store, host, 4, 8)
+    first = store.reserve(spec("face", workers=2)).record
+    second = store.reserve(spec("face", workers=3), strategy="all-at-once").record
+    assert second["generation"] == first["generation"] + 1
+    assert store.held_secrets("face")["secrets"]["secret"] == first["secret"]
+    assert {host for host, cluster in _copies(client) if cluster == "face"} == _hosts(second)
+    store.remove_cluster("face")
+    assert client.get(keys.secrets_key("face")) is None and _copies(client) == {}
