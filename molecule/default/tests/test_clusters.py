@@ -221,36 +221,41 @@ def test_the_running_images_carry_exactly_the_roles_entrypoint(pool, deployed):
         assert found == expected, name
 
 
-def test_a_cluster_container_cannot_reach_the_registry(pool, deployed):
-    """A cluster's code must not pull, overwrite or delete other clusters' images (swarm_protected_ports)."""
-    record = pool.cluster(FACE)
-    registry = record["images"]["master"].split("/", 1)[0]
-    address, port = registry.rsplit(":", 1)
-    probe = ("import socket,sys\n"
-             "try:\n"
-             "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close(); print('connected')\n"
-             "except OSError as e:\n"
-             "    print('refused', e)\n")
-    for host, container in nodes_of(record):
-        out = pool.hosts[host].check_output(
-            f"docker exec {container} /opt/dcspark/venv/bin/python -c \"{probe}\" {address} {port}")
-        assert out.startswith("refused"), (container, host, out)
-    # the registry itself answers the hosts: the refusal is the rule's doing
-    answer = pool.hosts[pool.first].run(f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {PKI}/ca.crt https://{registry}/v2/")
-    assert answer.stdout in ("200", "401"), answer.stdout + answer.stderr
-
-
 PROBE = ("import socket,sys\n"
          "try:\n"
-         "    socket.create_connection((sys.argv[1], 7077), timeout=5).close(); print('connected')\n"
+         "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close(); print('connected')\n"
          "except OSError as e:\n"
          "    print('refused', e)\n")
 
 
-def connect(pool, host: str, container: str, target: str) -> str:
-    """From inside ``container`` on ``host``, open a TCP connection to ``target``:7077."""
+def connect(pool, host: str, container: str, target: str, port: int | str = 7077) -> str:
+    """From inside ``container`` on ``host``, open a TCP connection to ``target``:``port``."""
     return pool.hosts[host].check_output(
-        f"docker exec {container} /opt/dcspark/venv/bin/python -c \"{PROBE}\" {target}")
+        f"docker exec {container} /opt/dcspark/venv/bin/python -c \"{PROBE}\" {target} {port}")
+
+
+def test_no_container_reaches_the_registry_or_etcd(pool, deployed):
+    """A cluster's code (or a spec's Dockerfile lines at build time) must not touch other clusters' images or
+    the pool's state (docker_protected_ports: every host resets connections from its container bridges)."""
+    record = pool.cluster(FACE)
+    registry = record["images"]["master"].split("/", 1)[0]
+    address, port = registry.rsplit(":", 1)
+    targets = [(address, port), (address, "2379"), (address, "2380")]  # the registry's host is an etcd member
+    for host, container in nodes_of(record):
+        for target, target_port in targets:
+            out = connect(pool, host, container, target, target_port)
+            assert out.startswith("refused"), (container, host, target, target_port, out)
+    # a container on the default bridge, where image builds run (their RUN lines), is refused as well
+    master_host = record["placement"]["master"]
+    build_like = pool.hosts[master_host].check_output(
+        f"docker run --rm --network bridge --memory 256m --cpus 0.5 --entrypoint /opt/dcspark/venv/bin/python "
+        f"{record['images']['master']} -c \"{PROBE}\" {address} 2379")
+    assert build_like.startswith("refused"), build_like
+    # the registry and etcd themselves answer the hosts: the refusals are the rule's doing
+    answer = pool.hosts[pool.first].run(f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {PKI}/ca.crt https://{registry}/v2/")
+    assert answer.stdout in ("200", "401"), answer.stdout + answer.stderr
+    health = pool.hosts[pool.first].run(ETCDCTL.replace("127.0.0.1", address) + " endpoint health")
+    assert health.rc == 0, health.stdout + health.stderr
 
 
 def test_one_cluster_cannot_reach_the_other_master(pool, deployed):

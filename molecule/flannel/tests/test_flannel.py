@@ -19,7 +19,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "default", "tests"))
-from test_clusters import ETCDCTL, Pool, playbook  # noqa: E402  pylint: disable=wrong-import-position
+from test_clusters import ETCDCTL, Pool, connect, playbook  # noqa: E402  pylint: disable=wrong-import-position
 
 SPEC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "specs", "span.json"))
 CLUSTER = "span"
@@ -126,6 +126,18 @@ def test_a_cluster_spans_both_hosts_and_shuffles_across_them(pool, deployed):
     for name in pool.names:  # every host's file names every node, wherever it runs
         assert hosts_file(pool, name) == {c: a for c, (_h, a) in nodes.items()} | {"localhost": "127.0.0.1"}
     assert not pool.hosts[pool.names[0]].run(f"docker network ls -q --filter name=dcm-{CLUSTER}").stdout.strip()
+
+
+def test_no_node_on_docker0_reaches_the_registry_or_etcd(pool, deployed):
+    """flannel puts every cluster on docker0: the docker role's protected ports hold there too."""
+    record = pool.cluster(CLUSTER)
+    address, port = record["images"]["master"].split("/", 1)[0].rsplit(":", 1)
+    for container, (host, _address) in node_addresses(pool).items():
+        for target_port in (port, "2379", "2380"):  # the registry's host is an etcd member
+            out = connect(pool, host, container, address, target_port)
+            assert out.startswith("refused"), (container, host, target_port, out)
+    reached = connect(pool, *next((h, c) for c, (h, _a) in node_addresses(pool).items()), f"spark-master-{CLUSTER}")
+    assert reached.startswith("connected"), reached  # the probe itself works: the refusals are the rule's
 
 
 def jupyter_get(pool: Pool, host: str, port: int, token: str = "") -> int:
