@@ -188,6 +188,23 @@ def test_etcd_refuses_plain_http(pool):
     assert '"health"' not in plain.stdout, f"etcd answered plain HTTP: {plain.stdout}"
 
 
+def test_only_a_members_peer_certificate_is_taken_as_an_etcd_peer(pool):
+    """Every pool host holds a server certificate of the pool's CA (registry, clients): with it alone a
+    compromised host could join etcd or read its replication stream. Members take only the peer name."""
+    for name in pool.masters:
+        host = pool.hosts[name]
+        peer_url = f"https://{pool.addresses[name]}:2380/members"
+        as_member = host.run(f"curl -sS --max-time 10 --cacert {CA} --cert {PKI}/peer.crt --key {PKI}/peer.key {peer_url}")
+        assert as_member.rc == 0 and '"peerURLs"' in as_member.stdout, f"{name}: {as_member.stdout}{as_member.stderr}"
+        subject = host.check_output(f"openssl x509 -noout -subject -in {PKI}/server.crt")
+        assert name in subject, subject  # the server certificate names its host, not the peers' name
+        as_host = host.run(f"curl -sS --max-time 10 --cacert {CA} --cert {PKI}/server.crt --key {PKI}/server.key "
+                           f"{peer_url}")
+        assert as_host.rc != 0 and '"peerURLs"' not in as_host.stdout, f"{name} took a host certificate as a peer"
+    config = pool.hosts[pool.first_master].check_output("cat /etc/default/etcd")
+    assert 'ETCD_PEER_CERT_ALLOWED_CN="dcm-etcd-peer-' in config, config
+
+
 # --- Registry ----------------------------------------------------------------------------------
 
 def registry_call(pool, method: str, path: str, identity: str | None = None, on: str | None = None) -> str:
