@@ -182,7 +182,7 @@ def run_job(m: DcmModule) -> None:
               main_class=params["main_class"] or "", timeout=params["timeout"],
               submitted_by=params["submitted_by"] or f"{getpass.getuser()}@{socket.gethostname()}",
               label=(record["spec"].get("app") or {}).get("main", ""),
-              qfs_hosts=qfs_host_map(record, store.snapshot().hosts))
+              qfs_hosts=qfs_host_map(record, store.hosts()))
     docker = connect(params["docker_host"], (params["timeout"] + KILL_AFTER + 60) if params["timeout"] else DAY)
     try:
         if m.check_mode:

@@ -143,6 +143,11 @@ class DcmStore:
         kv = self.client.get(keys.LEADER, revision=revision)
         return load(kv) if kv else None
 
+    def hosts(self, revision: int = 0) -> dict:
+        """The hosts registered now: ``{name: host record}``."""
+        records, _rev = self._objects(keys.HOSTS, revision)
+        return {keys.name_from_key(keys.HOSTS, key): value for key, value in records.items()}
+
     def host_names(self) -> frozenset:
         """The hosts registered now (one keys-only read: cheap enough for every campaign tick)."""
         kvs, _revision = self.client.get_prefix(keys.HOSTS, keys_only=True)
