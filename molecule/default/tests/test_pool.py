@@ -194,13 +194,14 @@ def test_only_a_members_peer_certificate_is_taken_as_an_etcd_peer(pool):
     for name in pool.masters:
         host = pool.hosts[name]
         peer_url = f"https://{pool.addresses[name]}:2380/members"
-        as_member = host.run(f"curl -sS --max-time 10 --cacert {CA} --cert {PKI}/peer.crt --key {PKI}/peer.key {peer_url}")
+        as_member = host.run(f"curl -sS --http1.1 --max-time 10 --cacert {CA} --cert {PKI}/peer.crt --key {PKI}/peer.key {peer_url}")
         assert as_member.rc == 0 and '"peerURLs"' in as_member.stdout, f"{name}: {as_member.stdout}{as_member.stderr}"
         subject = host.check_output(f"openssl x509 -noout -subject -in {PKI}/server.crt")
         assert name in subject, subject  # the server certificate names its host, not the peers' name
-        as_host = host.run(f"curl -sS --max-time 10 --cacert {CA} --cert {PKI}/server.crt --key {PKI}/server.key "
+        as_host = host.run(f"curl -sS --http1.1 --max-time 10 --cacert {CA} --cert {PKI}/server.crt --key {PKI}/server.key "
                            f"{peer_url}")
         assert as_host.rc != 0 and '"peerURLs"' not in as_host.stdout, f"{name} took a host certificate as a peer"
+        assert "bad certificate" in as_host.stderr, as_host.stderr  # refused in the handshake, not for another reason
     config = pool.hosts[pool.first_master].check_output("cat /etc/default/etcd")
     assert 'ETCD_PEER_CERT_ALLOWED_CN="dcm-etcd-peer-' in config, config
 
