@@ -19,7 +19,7 @@ COLLECTION_LINK := .collections/ansible_collections/dcspark/dcm
 # molecule call ansible-playbook, ansible-config... from PATH).
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup system-deps docker test lint sanity doc pytest unit bench clean sandbox sandbox-down molecule awx-ee-context bench-spark
+.PHONY: setup system-deps docker test lint sanity doc pytest unit bench clean sandbox sandbox-down molecule molecule-default molecule-flannel awx-ee-context bench-spark
 
 setup: system-deps $(VENV_STAMP) $(COLLECTION_LINK)
 
@@ -43,10 +43,21 @@ docker:
 # Each step stops the run on failure; pytest runs last so its summary closes the output.
 test: setup
 	scripts/ensure-docker.sh
-	for step in lint sanity doc molecule pytest; do \
+	for step in lint sanity doc molecule-default; do \
 	  echo "== $$(date -u +%T) make $$step"; \
 	  $(MAKE) --no-print-directory $$step; \
 	done
+	# The flannel scenario (its own hosts and lab network) and the unit and integration tests (their
+	# own labelled containers) share only the engine: they run side by side, the scenario's output
+	# kept in a file and shown when both are done.
+	mkdir -p .build
+	echo "== $$(date -u +%T) make molecule-flannel (output: .build/molecule-flannel.log) beside make pytest"
+	$(MAKE) --no-print-directory molecule-flannel > .build/molecule-flannel.log 2>&1 & flannel=$$!; \
+	  pytest_rc=0; $(MAKE) --no-print-directory pytest || pytest_rc=$$?; \
+	  flannel_rc=0; wait $$flannel || flannel_rc=$$?; \
+	  echo "== $$(date -u +%T) molecule-flannel ended with rc $$flannel_rc:"; cat .build/molecule-flannel.log; \
+	  echo "== make pytest ended with rc $$pytest_rc, make molecule-flannel with rc $$flannel_rc"; \
+	  [ "$$pytest_rc" -eq 0 ] && [ "$$flannel_rc" -eq 0 ]
 	echo "== $$(date -u +%T) make test: every step passed"
 
 lint: $(VENV_STAMP) $(COLLECTION_LINK)
@@ -92,10 +103,14 @@ sandbox-down: $(VENV_STAMP) $(COLLECTION_LINK)
 
 # molecule/default: its own sandbox (dcspark-molecule-*), site.yml twice, testinfra, teardown.
 # molecule/flannel: two hosts on the flannel backend (flanneld's test double, see docs/flannel.md).
-molecule: $(VENV_STAMP) $(COLLECTION_LINK)
+molecule: molecule-default molecule-flannel
+
+molecule-default: $(VENV_STAMP) $(COLLECTION_LINK)
 	scripts/ensure-docker.sh
 	$(VENV)/bin/molecule test
-	echo "== $$(date -u +%T) molecule flannel"
+
+molecule-flannel: $(VENV_STAMP) $(COLLECTION_LINK)
+	scripts/ensure-docker.sh
 	$(VENV)/bin/molecule test -s flannel
 
 # The AWX execution environment's build context (awx/execution-environment.yml, docs/awx.md):
