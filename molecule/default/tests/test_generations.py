@@ -127,7 +127,9 @@ def test_a_rollback_returns_to_the_old_versions_with_the_same_name_and_endpoints
 
 
 def test_a_refresh_of_an_unchanged_spec_builds_new_digests(pool):
-    run = playbook(pool.inventory, "deploy_cluster.yml", "-e", "spec=face.json", "-e", "refresh=true")
+    # all at once: the rolling change has its own tests above, this one is about the new digests
+    run = playbook(pool.inventory, "deploy_cluster.yml", "-e", "spec=face.json", "-e", "refresh=true",
+                   "-e", "dcm_rollout_strategy=all-at-once")
     ok(run, "refresh deploy")
     versions(run)
     record = pool.cluster(FACE)
@@ -143,7 +145,7 @@ def test_a_refresh_of_an_unchanged_spec_builds_new_digests(pool):
 def test_a_rollback_to_a_pruned_generation_fails_and_changes_nothing(pool):
     # return to A once more, retaining 2: generations 1 to 3 leave the history (B's images with them)
     run = playbook(pool.inventory, "rollback_cluster.yml", "-e", f"cluster={FACE}", "-e", "generation=3",
-                   "-e", "run_app=false", *KEEP_2)
+                   "-e", "run_app=false", "-e", "dcm_rollout_strategy=all-at-once", *KEEP_2)
     ok(run, "rollback to generation 3")
     history = pool.etcd_get("/dcm/generations/face/", prefix=True)
     assert sorted(entry["generation"] for entry in history.values()) == [4, 5]
