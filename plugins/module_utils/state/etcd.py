@@ -179,7 +179,8 @@ class EtcdClient:
         return self._tokens[endpoint]
 
     def _ask(self, endpoint: str, path: str, data: bytes) -> tuple:
-        """``(HTTP status, answer, raw body)`` of one member, authenticated again once if its token went stale."""
+        """``(HTTP status, answer, what went wrong or "")`` of one member, authenticated again once if its token
+        went stale."""
         token = self._token(endpoint)
         status, raw = self._post(endpoint, path, data, token)
         answer = _json(endpoint, path, status, raw)
@@ -188,7 +189,8 @@ class EtcdClient:
             self._tokens.pop(endpoint, None)
             status, raw = self._post(endpoint, path, data, self._token(endpoint))
             answer = _json(endpoint, path, status, raw)
-        return status, answer, raw
+            error = _error(status, answer, raw)
+        return status, answer, error
 
     def call(self, path: str, body: dict) -> dict:
         """POST ``body`` to ``/v3/<path>`` on the first endpoint that answers."""
@@ -196,11 +198,10 @@ class EtcdClient:
         failures = []
         for index, endpoint in enumerate(list(self._endpoints)):
             try:
-                status, answer, raw = self._ask(endpoint, path, data)
+                status, answer, error = self._ask(endpoint, path, data)
             except (OSError, ssl.SSLError) as exc:  # refused, unreachable, timed out, TLS handshake
                 failures.append(f"{endpoint}: {exc}")
                 continue
-            error = _error(status, answer, raw)
             if error:
                 if "permission denied" in error:
                     who = f"user {self.config.user!r}" if self.config.user else "this client (no etcd user)"
