@@ -41,6 +41,15 @@ options:
       - File holding the password of O(etcd_user) (the file alone, on the host the module runs on; the password
         is never a module parameter).
     type: path
+  etcd_identity_file:
+    description:
+      - JSON file on the host the module runs on naming the etcd identity modules act as there, as
+        C({"user": ..., "password_file": ...}). site.yml writes C(/etc/dcm/etcd/modules.json) on every host (etcd's
+        root on a master, the host's agent identity elsewhere), so one C(module_defaults) entry fits a module
+        wherever it runs, delegated tasks included.
+      - Read only when neither O(etcd_user) nor O(etcd_password_file) is given. A missing file means no user
+        (a pool whose etcd has no access control yet).
+    type: path
   etcd_timeout:
     description:
       - Seconds to wait for one etcd request before trying the next endpoint.

@@ -43,6 +43,12 @@ options:
     description: Whether the pool runs the DCM master daemon (its user and role).
     type: bool
     default: true
+  flannel_prefix:
+    description:
+      - On a flannel pool, flannel's etcd prefix. Each host's flanneld, which speaks gRPC and is known by its
+        client certificate's common name (the host's name), gets a user of that name without a password, holding
+        the role V(dcm-flannel) (read and write under this prefix, nothing else).
+    type: str
   passwords:
     description:
       - The password of every user, by user name (V(root), V(dcm-master), V(dcm-agent-<host>) for each host).
@@ -81,9 +87,14 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.state import access
 def etcd_access(m: DcmModule) -> None:
     params = m.params
     hosts = [str(host) for host in params["hosts"]]
-    roles = access.pool_roles(hosts, masters=params["masters"])
+    prefix = params["flannel_prefix"] or ""
+    try:
+        roles = access.pool_roles(hosts, masters=params["masters"], flannel_prefix=prefix)
+        cert_users = access.certificate_users(hosts, prefix)
+    except ValueError as exc:
+        m.fail(str(exc))
     passwords = {str(user): str(password) for user, password in params["passwords"].items()}
-    wanted = {access.ROOT} | set(roles)
+    wanted = {access.ROOT} | (set(roles) - {access.FLANNEL})
     missing, unknown = sorted(wanted - set(passwords)), sorted(set(passwords) - wanted)
     if missing or unknown:
         m.fail(f"passwords must name exactly the users {', '.join(sorted(wanted))}; missing: {missing or 'none'}, "
@@ -91,7 +102,8 @@ def etcd_access(m: DcmModule) -> None:
     if params.get("etcd_user") != access.ROOT:
         m.fail("dcm_etcd_access changes etcd's users and roles: it runs as etcd_user root, with "
                "etcd_password_file holding the root password")
-    changes = access.AccessControl(m.store().client).apply(passwords, roles, check_mode=m.check_mode)
+    changes = access.AccessControl(m.store().client).apply(passwords, roles, check_mode=m.check_mode,
+                                                             cert_users=cert_users)
     m.result.update(changed=bool(changes), changes=changes)
 
 
@@ -101,6 +113,7 @@ def main() -> None:
         argument_spec={
             "hosts": {"type": "list", "elements": "str", "required": True},
             "masters": {"type": "bool", "default": True},
+            "flannel_prefix": {"type": "str"},
             "passwords": {"type": "dict", "required": True, "no_log": True},
         },
         supports_check_mode=True,

@@ -128,9 +128,26 @@ class EtcdServer:
     client: EtcdClient
     pid: int
     log: str
+    issuer: tuple = ()  # (folder, CA certificate, CA key): see named_certificate
+
+    def named_certificate(self, common_name: str) -> tuple:
+        """A client certificate of the server's CA with this common name: ``(cert path, key path)``
+        (gRPC clients such as etcdctl and flanneld are the etcd user their certificate names)."""
+        folder, ca_cert, ca_key = self.issuer
+        return make_leaf(folder, f"named-{common_name}", ca_cert, ca_key, server=False, common_name=common_name)
 
     def new_client(self, timeout: float = 10.0) -> EtcdClient:
         return EtcdClient(EtcdConfig(tuple(self.endpoints), self.ca, self.cert, self.key, timeout))
+
+    def playbook_vars(self, folder) -> dict:
+        """The dcm_etcd_* variables of a pool whose etcd is this one (no access control: the modules
+        find no identity file in ``folder`` and go without a user, with the named client certificate)."""
+        return {
+            "dcm_etcd_endpoints": list(self.endpoints), "dcm_etcd_ca_cert": self.ca,
+            "dcm_etcd_client_cert": self.cert, "dcm_etcd_client_key": self.key,
+            "dcm_etcd_gateway_cert": self.cert, "dcm_etcd_gateway_key": self.key,
+            "dcm_etcd_identity_file": os.path.join(str(folder), "no-identity.json"),
+        }
 
     def module_args(self) -> dict:
         """The etcd options of a DCM module, pointing at this server."""
@@ -230,7 +247,7 @@ def running_etcd(prefix: str = "dcm-etcd-"):
             untrusted_cert=untrusted_cert, untrusted_key=untrusted_key,
             gateway_cert=gateway_cert, gateway_key=gateway_key,
             client=EtcdClient(EtcdConfig((client_url,), ca_path, client_cert, client_key, timeout=10.0)),
-            pid=proc.pid, log=log_path,
+            pid=proc.pid, log=log_path, issuer=(pki, ca_cert, ca_key),
         )
     finally:
         if proc is not None:

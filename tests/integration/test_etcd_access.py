@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import AccessDenied, StoreError
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import AccessDenied, DcmError, StoreError
+from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import etcd_config
 from ansible_collections.dcspark.dcm.plugins.module_utils.state import access, keys
 from ansible_collections.dcspark.dcm.plugins.module_utils.state.etcd import EtcdClient, EtcdConfig
 from ansible_collections.dcspark.dcm.plugins.module_utils.state.events import EventLog
@@ -157,6 +159,46 @@ def test_a_wrong_or_missing_password_names_its_file(secured, tmp_path):
         _client(server, access.MASTER, str(tmp_path / "absent")).get(keys.LEADER)
 
 
+def test_a_module_acts_as_the_identity_its_hosts_file_names(secured, tmp_path):
+    """module_defaults name one identity file; each host's file says who the modules there are."""
+    server, folder, _control = secured
+    identity = tmp_path / "modules.json"
+    identity.write_text(json.dumps({"user": access.agent_user("h1"), "password_file": str(folder / access.agent_user("h1"))}))
+    params = {**server.module_args(), "etcd_client_cert": server.gateway_cert, "etcd_client_key": server.gateway_key,
+              "etcd_identity_file": str(identity)}
+    agent = EtcdClient(etcd_config(params))
+    assert agent.get(keys.cluster_key("face")) is not None
+    with pytest.raises(AccessDenied, match=access.agent_user("h1")):
+        agent.put(keys.cluster_key("face"), '{"name": "forged"}')
+    # a user given to the module wins over the file; no file: no user, which etcd refuses now
+    explicit = etcd_config(dict(params, etcd_user=access.ROOT, etcd_password_file=str(folder / access.ROOT)))
+    assert explicit.user == access.ROOT
+    with pytest.raises(StoreError, match="user name is empty|permission denied"):
+        EtcdClient(etcd_config(dict(params, etcd_identity_file=str(tmp_path / "absent.json")))).get(keys.LEADER)
+    identity.write_text('{"user": "dcm-agent-h1"}')
+    with pytest.raises(DcmError, match="must be a JSON object with user and password_file"):
+        etcd_config(params)
+
+
+def test_a_daemon_running_before_access_control_goes_on_keeps_working(tmp_path):
+    """Agents and masters start before site.yml's last play turns authentication on: their clients
+    asked while it was off (no token) and must authenticate once it is on, not stop at "permission denied"."""
+    with running_etcd("dcm-etcd-switch-") as server:
+        paths = _write_passwords(tmp_path, _passwords("switch"))
+        agent = _client(server, access.agent_user("h1"), paths[access.agent_user("h1")])
+        master = _client(server, access.MASTER, paths[access.MASTER])
+        root = _client(server, access.ROOT, paths[access.ROOT])
+        master.put(keys.LEADER, "before")
+        assert agent.get(keys.LEADER).value == "before"  # authentication off: both go on their certificate
+        access.AccessControl(root).apply(_passwords("switch"), access.pool_roles(HOSTS))
+        master.put(keys.LEADER, "after")
+        agent.put(keys.host_key("h1"), "{}")
+        assert agent.get(keys.cluster_key("none")) is None
+        with pytest.raises(AccessDenied):
+            agent.put(keys.LEADER, "forged")
+        assert root.get(keys.LEADER).value == "after"
+
+
 def test_a_stale_token_is_replaced_without_the_caller_noticing(secured):
     agent = _as(secured, access.agent_user("h1"))
     agent.get(keys.cluster_key("face"))
@@ -185,6 +227,39 @@ def test_an_agent_reads_the_secrets_of_its_own_host_only(secured):
         root.remove_cluster("secure")
         for lease in leases:
             root.revoke(lease)
+
+
+def test_flanneld_is_the_user_its_certificate_names_and_reaches_flannels_keys_only(secured):
+    """flanneld speaks gRPC, where etcd takes the user from the client certificate's common name."""
+    server, folder, _control = secured
+    args = {"hosts": HOSTS, "passwords": _passwords(), "flannel_prefix": "/coreos.com/network",
+            **server.module_args(), "etcd_client_cert": server.gateway_cert, "etcd_client_key": server.gateway_key,
+            "etcd_user": access.ROOT, "etcd_password_file": str(folder / access.ROOT)}
+    applied = run_module("dcm_etcd_access", args)
+    assert applied.get("failed") is not True, applied
+    assert "user h1: added (no password: known by its certificate)" in applied["changes"]
+    assert "role dcm-flannel: granted readwrite /coreos.com/network/*" in applied["changes"]
+    cert, key = server.named_certificate("h1")
+
+    def etcdctl(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["etcdctl", f"--endpoints={server.endpoints[0]}", f"--cacert={server.ca}",
+                               f"--cert={cert}", f"--key={key}", *argv], env={"ETCDCTL_API": "3", "PATH": os.environ["PATH"]},
+                              capture_output=True, text=True, timeout=30, check=False)
+
+    leased = etcdctl("put", "/coreos.com/network/subnets/10.5.1.0-24", '{"PublicIP": "10.0.0.1"}')
+    assert leased.returncode == 0, leased.stderr
+    assert etcdctl("get", "/coreos.com/network/subnets/10.5.1.0-24", "--print-value-only").stdout.strip()
+    for argv in (["get", keys.cluster_key("face")], ["put", keys.host_key("h1"), "{}"]):
+        refused = etcdctl(*argv)
+        assert refused.returncode != 0 and "permission denied" in refused.stderr, (argv, refused)
+    # a password cannot stand in for the certificate, and the user goes with the flannel backend
+    with pytest.raises(AccessDenied):
+        EtcdClient(EtcdConfig(tuple(server.endpoints), server.ca, server.gateway_cert, server.gateway_key,
+                              user="h1", password_file=str(folder / access.ROOT))).get(keys.cluster_key("face"))
+    removed = run_module("dcm_etcd_access", {key: value for key, value in args.items() if key != "flannel_prefix"})
+    assert {"user h1: removed (no such identity any more)", "role dcm-flannel: removed (no such identity any more)"} \
+        <= set(removed["changes"]), removed
+    assert etcdctl("get", "/coreos.com/network/subnets/10.5.1.0-24").returncode != 0
 
 
 def test_a_host_that_left_loses_its_identity_and_a_new_password_replaces_the_old(secured):

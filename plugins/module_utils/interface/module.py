@@ -9,6 +9,7 @@ its ``AnsibleModule`` class in, so this stays part of the pure core.
 
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 from ..core.errors import DcmError
@@ -23,6 +24,7 @@ ETCD_OPTIONS = {
     "etcd_timeout": {"type": "float", "default": 5.0},
     "etcd_user": {"type": "str"},
     "etcd_password_file": {"type": "path", "no_log": False},
+    "etcd_identity_file": {"type": "path"},
 }
 
 NO_ENDPOINTS = ("etcd_endpoints is empty: {module} keeps the pool's state in etcd; give its client URLs, "
@@ -31,19 +33,43 @@ NO_ENDPOINTS = ("etcd_endpoints is empty: {module} keeps the pool's state in etc
                 "dcspark.dcm.dcm)")
 
 
+def host_identity(path: str | None) -> tuple:
+    """``(user, password file)`` named by the identity file of the host the module runs on, or
+    ``(None, None)`` when there is none (a pool whose etcd has no access control yet).
+
+    site.yml writes this file on every host (root's on a master, the host's agent identity elsewhere),
+    so one ``module_defaults`` entry serves a module wherever it runs, delegated tasks included."""
+    if not path:
+        return None, None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as exc:
+        raise DcmError(f"cannot read the etcd identity file {path}: {exc}; site.yml writes it "
+                       "(roles/dcm, etcd_identity.yml)") from None
+    if not isinstance(raw, dict) or not raw.get("user") or not raw.get("password_file"):
+        raise DcmError(f"{path} must be a JSON object with user and password_file; run site.yml to write it again")
+    return str(raw["user"]), str(raw["password_file"])
+
+
 def etcd_config(params: dict) -> EtcdConfig | None:
     """The etcd connection the parameters ask for, or None when no endpoint is given."""
     endpoints = tuple(params.get("etcd_endpoints") or ())
     if not endpoints:
         return None
+    user, password_file = params.get("etcd_user") or None, params.get("etcd_password_file") or None
+    if not user and not password_file:
+        user, password_file = host_identity(params.get("etcd_identity_file"))
     return EtcdConfig(
         endpoints=endpoints,
         ca_cert=params.get("etcd_ca_cert"),
         client_cert=params.get("etcd_client_cert"),
         client_key=params.get("etcd_client_key"),
         timeout=float(params.get("etcd_timeout") or 5.0),
-        user=params.get("etcd_user") or None,
-        password_file=params.get("etcd_password_file") or None,
+        user=user,
+        password_file=password_file,
     )
 
 

@@ -8,6 +8,9 @@ etcd's role-based access gives each identity a user and a role of the same name:
 ``dcm-agent-<host>``     the agent of one host: reads cluster records, host records, status and
                          the secrets' copies of its own host, writes only its own host record,
                          node status and events
+``<host>``               flanneld on a flannel pool (gRPC takes the user from its client
+                         certificate's common name, the host's name; no password): role
+                         ``dcm-flannel``, flannel's own prefix and nothing of DCM's
 
 A role is a list of :class:`Permission` (a key, or a range of keys, with read, write or both).
 :func:`pool_roles` is the one place they are written; :class:`AccessControl` makes etcd's users
@@ -29,6 +32,7 @@ from .etcd import AUTH_NOT_ENABLED, EtcdClient, _b64, _unb64
 ROOT = "root"
 MASTER = "dcm-master"
 AGENT_PREFIX = "dcm-agent-"
+FLANNEL = "dcm-flannel"
 
 READ, WRITE, READWRITE = "READ", "WRITE", "READWRITE"
 _KINDS = (READ, WRITE, READWRITE)
@@ -93,12 +97,33 @@ def master_permissions() -> tuple:
     )))
 
 
-def pool_roles(hosts: list, masters: bool = True) -> dict:
+def flannel_permissions(prefix: str) -> tuple:
+    """What flanneld may read and write: its network configuration and subnet leases, under ``prefix``."""
+    prefix = prefix.rstrip("/")
+    if not prefix.startswith("/") or prefix == "" or keys.PREFIX.startswith(prefix + "/"):
+        raise ValueError(f"flannel's etcd prefix must be a key folder of its own, not {prefix!r}")
+    return (_under(prefix + "/", READWRITE),)
+
+
+def pool_roles(hosts: list, masters: bool = True, flannel_prefix: str = "") -> dict:
     """``{role name: permissions}`` of a pool with these hosts (root's role is etcd's own)."""
     roles = {agent_user(host): agent_permissions(host) for host in hosts}
     if masters:
         roles[MASTER] = master_permissions()
+    if flannel_prefix:
+        roles[FLANNEL] = flannel_permissions(flannel_prefix)
     return roles
+
+
+def certificate_users(hosts: list, flannel_prefix: str = "") -> dict:
+    """``{user: role}`` of the users known by a certificate's common name alone (no password):
+    on a flannel pool, each host's flanneld (its client certificate names the host)."""
+    if not flannel_prefix:
+        return {}
+    clash = sorted(set(hosts) & {ROOT, MASTER, FLANNEL})
+    if clash or any(host.startswith(AGENT_PREFIX) for host in hosts):
+        raise ValueError(f"host names {clash or 'dcm-agent-*'} are DCM identities; rename those hosts")
+    return {host: FLANNEL for host in hosts}
 
 
 def _permission(raw: dict) -> Permission:
@@ -151,12 +176,14 @@ class AccessControl:
         raise StoreError(f"no etcd endpoint answered while checking the password of {user}")
 
     # -- changes -------------------------------------------------------------------------------
-    def apply(self, passwords: dict, roles: dict, check_mode: bool = False) -> list:
+    def apply(self, passwords: dict, roles: dict, check_mode: bool = False, cert_users: dict | None = None) -> list:
         """Make etcd's users and roles what ``passwords`` ({user: password}, root included) and
-        ``roles`` ({role: permissions}) say, each user holding the role of its name, then turn
-        authentication on. Users and roles DCM does not name are left alone, except roles and users
-        named like DCM's (``dcm-agent-*``, ``dcm-master``) that are no longer wanted (a host that left
-        the pool). Returns what changed, one line each (no password in it)."""
+        ``roles`` ({role: permissions}) say, each user holding the role of its name, and
+        ``cert_users`` ({user: role}: users without a password, known by a certificate's common
+        name) holding theirs; then turn authentication on. Users and roles DCM does not name are left
+        alone, except roles and users named like DCM's (``dcm-agent-*``, ``dcm-master``,
+        ``dcm-flannel``) and users holding only ``dcm-flannel`` that are no longer wanted (a host that
+        left the pool). Returns what changed, one line each (no password in it)."""
         if ROOT not in passwords:
             raise ValueError("the root user's password is needed to turn etcd authentication on")
         was_on = self.enabled(passwords[ROOT])
@@ -166,13 +193,16 @@ class AccessControl:
             changes += self._role(name, tuple(sorted(permissions)), current_roles.get(name), check_mode)
         for name, password in sorted(passwords.items()):
             changes += self._user(name, password, users.get(name), was_on, check_mode)
+        cert_users = cert_users or {}
+        for name, role in sorted(cert_users.items()):
+            changes += self._certificate_user(name, role, users.get(name), check_mode)
         for name in sorted(set(current_roles) - set(roles)):
             if _ours(name):
                 changes.append(f"role {name}: removed (no such identity any more)")
                 if not check_mode:
                     self.client.call("auth/role/delete", {"role": name})
-        for name in sorted(set(users) - set(passwords)):
-            if _ours(name):
+        for name in sorted(set(users) - set(passwords) - set(cert_users)):
+            if _ours(name) or users[name] == [FLANNEL]:
                 changes.append(f"user {name}: removed (no such identity any more)")
                 if not check_mode:
                     self.client.call("auth/user/delete", {"name": name})
@@ -205,6 +235,29 @@ class AccessControl:
                 self.client.call("auth/role/grant", {"name": name, "perm": grant})
         return changes
 
+    def _certificate_user(self, name: str, role: str, roles: list | None, check_mode: bool) -> list:
+        changes = []
+        if roles is None:
+            changes.append(f"user {name}: added (no password: known by its certificate)")
+            if not check_mode:
+                self.client.call("auth/user/add", {"name": name, "options": {"no_password": True}})
+            roles = []
+        changes += self._grant_only(name, role, roles, check_mode)
+        return changes
+
+    def _grant_only(self, name: str, wanted: str, roles: list, check_mode: bool) -> list:
+        """Make ``name`` hold exactly the role ``wanted``."""
+        changes = []
+        if wanted not in roles:
+            changes.append(f"user {name}: granted role {wanted}")
+            if not check_mode:
+                self.client.call("auth/user/grant", {"user": name, "role": wanted})
+        for extra in sorted(set(roles) - {wanted}):
+            changes.append(f"user {name}: revoked role {extra}")
+            if not check_mode:
+                self.client.call("auth/user/revoke", {"name": name, "role": extra})
+        return changes
+
     def _user(self, name: str, password: str, roles: list | None, auth_on: bool, check_mode: bool) -> list:
         if not password or len(password) < 16:
             raise StoreError(f"the etcd password of {name} must be at least 16 characters (site.yml makes 40)")
@@ -219,17 +272,8 @@ class AccessControl:
             changes.append(f"user {name}: password set")
             if not check_mode:
                 self.client.call("auth/user/changepw", {"name": name, "password": password})
-        wanted = ROOT if name == ROOT else name
-        if wanted not in roles:
-            changes.append(f"user {name}: granted role {wanted}")
-            if not check_mode:
-                self.client.call("auth/user/grant", {"user": name, "role": wanted})
-        for extra in sorted(set(roles) - {wanted}):
-            changes.append(f"user {name}: revoked role {extra}")
-            if not check_mode:
-                self.client.call("auth/user/revoke", {"name": name, "role": extra})
-        return changes
+        return changes + self._grant_only(name, ROOT if name == ROOT else name, roles, check_mode)
 
 
 def _ours(name: str) -> bool:
-    return name == MASTER or name.startswith(AGENT_PREFIX)
+    return name in (MASTER, FLANNEL) or name.startswith(AGENT_PREFIX)

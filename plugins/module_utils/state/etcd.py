@@ -185,7 +185,10 @@ class EtcdClient:
         status, raw = self._post(endpoint, path, data, token)
         answer = _json(endpoint, path, status, raw)
         error = _error(status, answer, raw)
-        if self.config.user and error and any(stale in error for stale in _STALE_TOKEN):
+        # A token is stale when the member says so; no token at all (authentication was off when this
+        # client asked) is refused as "permission denied" once access control is on: ask again.
+        stale = any(marker in error for marker in _STALE_TOKEN) or (not token and "permission denied" in error)
+        if self.config.user and error and stale:
             self._tokens.pop(endpoint, None)
             status, raw = self._post(endpoint, path, data, self._token(endpoint))
             answer = _json(endpoint, path, status, raw)
