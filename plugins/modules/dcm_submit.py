@@ -20,7 +20,9 @@ description:
     manages (authentication, encryption, the master, the REST server) can be set, sizes must fit the nodes.
   - Every job is recorded in etcd under C(/dcm/jobs/<cluster>/<id>) when it starts and again when it ends
     (who, when, file, arguments, Spark application id, exit code, duration and the tail of its output). The
-    newest O(keep_jobs) records of the cluster are kept.
+    newest O(keep_jobs) records of the cluster are kept. With O(record=false) the module writes nothing to etcd
+    and returns the record, for M(dcspark.dcm.dcm_job_record) to write where the identity may (on a pool with
+    etcd's access control on, the agent identity of the driver's host reads cluster records but writes no job).
   - Fails when the job fails, with its exit code and its last error lines; a job that runs longer than
     O(timeout) is killed with its whole process group (the driver, hence the application and its executors).
 author:
@@ -79,6 +81,12 @@ options:
     description: Who submitted the job (C(user@host) of the control node), for the record.
     type: str
     default: ""
+  record:
+    description:
+      - Write the job's record to etcd here (when it starts and when it ends). V(false) only reads etcd and returns
+        the record in RV(job), also when the job fails.
+    type: bool
+    default: true
   docker_host:
     description: URL of the Docker engine on the driver's host.
     type: str
@@ -189,8 +197,8 @@ def run_job(m: DcmModule) -> None:
             driver_container(docker, job.cluster)
             m.result.update(changed=False, argv=job.argv())
             return
-        job_record, outcome = submit(store, docker, job, dict(zip(names, paths)), socket.gethostname(),
-                                     params["keep_jobs"])
+        job_record, outcome = submit(store if params["record"] else None, docker, job, dict(zip(names, paths)),
+                                     socket.gethostname(), params["keep_jobs"])
     finally:
         docker.close()
     m.result.update(changed=True, job=job_record, job_id=job_record["id"], app_id=job_record["app_id"],
@@ -218,6 +226,7 @@ def main() -> None:
             "timeout": {"type": "int", "default": 0},
             "keep_jobs": {"type": "int", "default": 50},
             "submitted_by": {"type": "str", "default": ""},
+            "record": {"type": "bool", "default": True},
             "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"},
         },
         supports_check_mode=True,

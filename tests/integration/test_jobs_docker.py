@@ -138,6 +138,29 @@ def test_a_conf_that_weakens_security_is_refused_before_anything_runs(deployed, 
     assert job_folders(world) == ""
 
 
+def test_a_job_run_without_recording_is_recorded_by_dcm_job_record(deployed, world, tmp_path):
+    """How the playbooks run a job on a pool with etcd's access control: the driver's host only reads
+    etcd, the first master writes the record the run returned."""
+    failed = submit(deployed, world, tmp_path, 'echo "ValueError: bad row" >&2\nexit 2\n', record=False)
+    assert failed.get("failed") is True and failed["job"]["state"] == "failed", failed
+    store = DcmStore(deployed.client)
+    assert store.jobs(world["cluster"]) == []  # nothing written by the run itself
+    args = {"job": failed["job"], "keep_jobs": 5, **deployed.module_args()}
+    preview = run_module("dcm_job_record", args, check=True)
+    assert preview["changed"] is True and store.jobs(world["cluster"]) == []
+    written = run_module("dcm_job_record", args)
+    assert written.get("failed") is not True and written["changed"] is True, written
+    record = store.job(world["cluster"], failed["job_id"])
+    assert (record["state"], record["exit_code"], record["stderr"][-1]) == ("failed", 2, "ValueError: bad row")
+    assert run_module("dcm_job_record", args)["changed"] is False  # the same record again changes nothing
+    forged = dict(failed["job"], id="../../clusters/face", secret="x")
+    refused = run_module("dcm_job_record", dict(args, job=forged))
+    assert refused.get("failed") is True and "unknown fields ['secret']" in refused["msg"], refused
+    unknown = run_module("dcm_job_record", dict(args, job=dict(failed["job"], cluster="nosuchcluster")))
+    assert unknown.get("failed") is True and "cluster nosuchcluster has no record" in unknown["msg"], unknown
+    assert [job["id"] for job in store.jobs(world["cluster"])] == [failed["job_id"]]
+
+
 def test_job_records_are_pruned_to_the_newest(deployed, world, tmp_path):
     ids = [submit(deployed, world, tmp_path, "true\n", keep_jobs=2)["job_id"] for _attempt in range(3)]
     assert [job["id"] for job in DcmStore(deployed.client).jobs(world["cluster"])] == ids[1:]

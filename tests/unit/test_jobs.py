@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import SpecError
-from ansible_collections.dcspark.dcm.plugins.module_utils.ops.jobs import KILL_AFTER, Job, Outcome, new_job_id
+from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError, SpecError
+from ansible_collections.dcspark.dcm.plugins.module_utils.ops.jobs import KILL_AFTER, Job, Outcome, check_job_record, new_job_id
 from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import qfs_host_map
 from ansible_collections.dcspark.dcm.plugins.module_utils.policy.views import jobs_view
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import check_job_conf, normalize_spec
@@ -100,3 +102,17 @@ def test_status_lists_the_newest_jobs_first_without_their_output():
     shown = jobs_view(jobs)
     assert [job["id"] for job in shown] == ["j7", "j6", "j5", "j4", "j3"]
     assert all("stdout" not in job for job in shown)
+
+
+def test_a_job_record_from_elsewhere_is_taken_only_as_dcm_submit_makes_it():
+    job = Job(cluster="face", app="count.py", id=new_job_id(1_796_000_000))
+    record = dict(job.record("h1", 1_796_000_000), state="succeeded", stdout=[str(n) for n in range(500)])
+    assert check_job_record(record)["stdout"] == [str(n) for n in range(400, 500)]  # the tail a record keeps
+    for bad, message in ((dict(record, id="../clusters/face"), "is not of the form"),
+                         (dict(record, state="done"), "is not one of"),
+                         (dict(record, placement={}), "unknown fields ['placement']"),
+                         ({k: v for k, v in record.items() if k != "host"}, "missing ['host']"),
+                         (dict(record, stderr="boom"), "stderr must be a list"),
+                         (["not", "a", "mapping"], "is a mapping")):
+        with pytest.raises(DcmError, match=re.escape(message)):
+            check_job_record(bad)

@@ -38,6 +38,30 @@ def new_job_id(now: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + secrets.token_hex(3)
 
 
+JOB_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+JOB_STATES = ("running", "succeeded", "failed", "timed_out")
+_RECORD_FIELDS = ("id", "cluster", "app", "files", "args", "conf", "class", "timeout", "submitted_by",
+                  "submitted_at", "host", "state", "exit_code", "duration_s", "app_id", "stdout", "stderr")
+
+
+def check_job_record(raw: object) -> dict:
+    """A job record made by :func:`submit` elsewhere (on the driver's host), checked before it is written:
+    the fields :meth:`Job.record` makes and nothing else, a job id of :func:`new_job_id`'s form, a known state."""
+    if not isinstance(raw, dict):
+        raise DcmError(f"a job record is a mapping (dcm_submit's job result), not {type(raw).__name__}")
+    extra, missing = sorted(set(raw) - set(_RECORD_FIELDS)), sorted(set(_RECORD_FIELDS) - set(raw))
+    if extra or missing:
+        raise DcmError(f"not a job record of dcm_submit: unknown fields {extra or 'none'}, missing {missing or 'none'}")
+    if not isinstance(raw["id"], str) or not JOB_ID.match(raw["id"]):
+        raise DcmError(f"job id {raw['id']!r} is not of the form 20261205T031500Z-3f9a1c")
+    if raw["state"] not in JOB_STATES:
+        raise DcmError(f"job state {raw['state']!r} is not one of {', '.join(JOB_STATES)}")
+    for name in ("stdout", "stderr", "files", "args"):
+        if not isinstance(raw[name], list):
+            raise DcmError(f"job field {name} must be a list")
+    return dict(raw, stdout=raw["stdout"][-OUTPUT_KEPT:], stderr=raw["stderr"][-OUTPUT_KEPT:])
+
+
 @dataclass
 class Job:
     """One submission: what runs, with what, for how long."""
@@ -201,20 +225,26 @@ def run_in_driver(docker, job: Job, shipped: dict, clock=time.monotonic) -> Outc
             _exec(docker, name, ["rm", "-rf", job.folder])
 
 
-def submit(store: DcmStore, docker, job: Job, shipped: dict, host: str, keep: int = 50,
+def submit(store: DcmStore | None, docker, job: Job, shipped: dict, host: str, keep: int = 50,
            now=time.time) -> tuple:
-    """Record ``job``, run it in the driver container, record how it ended: ``(record, outcome)``."""
+    """Record ``job``, run it in the driver container, record how it ended: ``(record, outcome)``.
+
+    With ``store`` None nothing is written to etcd: the caller records the returned record itself
+    (an agent's identity on the driver's host may read cluster records but not write jobs)."""
     job.id = job.id or new_job_id(now())
     record = job.record(host, now())
-    store.put_job(record, keep)
+    if store is not None:
+        store.put_job(record, keep)
     try:
         outcome = run_in_driver(docker, job, shipped)
     except Exception as exc:
         record.update(state="failed", stderr=[f"not run: {exc}"])
-        store.put_job(record, keep)
+        if store is not None:
+            store.put_job(record, keep)
         raise
     state = "timed_out" if job.timeout and outcome.timed_out else ("succeeded" if outcome.exit_code == 0 else "failed")
     record.update(state=state, exit_code=outcome.exit_code, duration_s=outcome.duration, app_id=outcome.app_id(),
                   stdout=outcome.stdout.splitlines()[-OUTPUT_KEPT:], stderr=outcome.stderr.splitlines()[-OUTPUT_KEPT:])
-    store.put_job(record, keep)
+    if store is not None:
+        store.put_job(record, keep)
     return record, outcome
