@@ -114,9 +114,18 @@ def test_a_stopped_cluster_has_no_nodes():
 
 def test_an_incomplete_record_is_named():
     broken = record()
-    del broken["secret"]
-    with pytest.raises(DcmError, match="cluster record face: lacks secret"):
-        converge.desired_nodes([broken], "h1")
+    del broken["images"]
+    with pytest.raises(DcmError, match="cluster record face: lacks images"):
+        converge.desired_nodes([broken], "h3")
+
+
+def test_only_a_host_running_nodes_of_a_cluster_needs_its_secret():
+    """Hosts get a copy of the secrets of the clusters they run nodes of, and no other."""
+    unshared = record()
+    del unshared["secret"]
+    assert converge.desired_nodes([unshared], "h3") == {}
+    with pytest.raises(DcmError, match="cluster record face: lacks secret for h1"):
+        converge.desired_nodes([unshared], "h1")
 
 
 @pytest.mark.parametrize(("memory", "heap"), [(512 * MIB, 256 * MIB), (768 * MIB, 384 * MIB), (8192 * MIB, 1024 * MIB)])

@@ -183,14 +183,16 @@ def desired_nodes(records: Iterable[dict], host: str) -> dict:
     for record in records:
         if record.get("desired_state", "running") != "running":
             continue
-        missing = [key for key in ("name", "spec", "placement", "images", "secret", "network") if not record.get(key)]
+        missing = [key for key in ("name", "spec", "placement", "images", "network") if not record.get(key)]
         if missing:
             raise DcmError(f"cluster record {record.get('name', '?')}: lacks {', '.join(missing)}; "
                            "deploy it again with deploy_cluster.yml")
         # during a rolling change, a node not moved yet runs as the generation the rollout replaces
-        for node, node_host, view in node_views(record):
-            if node_host != host:
-                continue
+        here = [(node, view) for node, node_host, view in node_views(record) if node_host == host]
+        if here and not record.get("secret"):  # a host gets the secret of the clusters it runs nodes of only
+            raise DcmError(f"cluster record {record['name']}: lacks secret for {host}; "
+                           "deploy it again with deploy_cluster.yml")
+        for node, view in here:
             spec = view["spec"]
             role = node.split("-", 1)[0]
             image = (view.get("images") or {}).get(role)
