@@ -43,8 +43,8 @@ options:
     type: path
   etcd_identity_file:
     description:
-      - JSON file on the host the module runs on naming the etcd identity modules act as there, as
-        C({"user": ..., "password_file": ...}). site.yml writes C(/etc/dcm/etcd/modules.json) on every host (etcd's
+      - JSON file on the host the module runs on naming the etcd identity modules act as there, an object with the
+        keys C(user) and C(password_file). site.yml writes C(/etc/dcm/etcd/modules.json) on every host (etcd's
         root on a master, the host's agent identity elsewhere), so one C(module_defaults) entry fits a module
         wherever it runs, delegated tasks included.
       - Read only when neither O(etcd_user) nor O(etcd_password_file) is given. A missing file means no user

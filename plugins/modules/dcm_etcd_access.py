@@ -102,8 +102,8 @@ def etcd_access(m: DcmModule) -> None:
     if params.get("etcd_user") != access.ROOT:
         m.fail("dcm_etcd_access changes etcd's users and roles: it runs as etcd_user root, with "
                "etcd_password_file holding the root password")
-    changes = access.AccessControl(m.store().client).apply(passwords, roles, check_mode=m.check_mode,
-                                                             cert_users=cert_users)
+    control = access.AccessControl(m.store().client)
+    changes = control.apply(passwords, roles, check_mode=m.check_mode, cert_users=cert_users)
     m.result.update(changed=bool(changes), changes=changes)
 
 
