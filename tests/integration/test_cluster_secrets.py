@@ -1,5 +1,5 @@
 """A cluster's secrets are kept apart from its record, with a copy only for the hosts running its nodes
-(issue 16: an agent reads every record, so no record may hold a secret). Real etcd (conftest.py)."""
+(an agent reads every record, so no record may hold a secret). Real etcd (conftest.py)."""
 
 from __future__ import annotations
 

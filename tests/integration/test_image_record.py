@@ -1,5 +1,5 @@
 """dcm_image_record against the session's real etcd: a deploy reuses a tag's images only when the pool's own
-build recorded exactly the digests the registry serves (issue 16: whoever pushes first must not decide what runs)."""
+build recorded exactly the digests the registry serves (whoever pushes first must not decide what runs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A spec is untrusted input: what it may not do to the images it builds (issue 16, item 3, the spec's part).
+"""A spec is untrusted input: what it may not do to the images it builds (docs/security.md).
 
 Each case below is a spec that would switch a defence off if it were accepted; each is refused at plan
 time with the field named, before anything is built.

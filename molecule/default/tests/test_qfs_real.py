@@ -2,7 +2,7 @@
 
 No registry here ships QFS, so CI runs without it (these tests are then reported as skipped, never as
 passed) and keeps covering roles/qfs with the stand-ins under tests/qfs_double. With a real release
-(`qfs-<platform>-<version>-<arch>.tgz`, docs/qfs.md says how to get one), it checks what issue 15 asks:
+(`qfs-<platform>-<version>-<arch>.tgz`, docs/qfs.md says how to get one), it checks:
 
 1. the role: runtime libraries, a file system really created once, the hardened daemons running as
    qfs, every chunkserver registered, the web UI answering, and a second site.yml changing nothing;
