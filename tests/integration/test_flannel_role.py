@@ -39,8 +39,7 @@ def target(tmp_path, etcd):
     playbook.write_text("- hosts: dcm_pool\n  gather_facts: true\n  roles:\n    - role: dcspark.dcm.flannel\n")
     prefix = f"/dcm-test-flannel-role-{uuid.uuid4().hex[:8]}/network"
     settings = {
-        "dcm_etcd_endpoints": list(etcd.endpoints),
-        "dcm_etcd_ca_cert": etcd.ca, "dcm_etcd_client_cert": etcd.cert, "dcm_etcd_client_key": etcd.key,
+        **etcd.playbook_vars(tmp_path),
         "flannel_etcd_prefix": prefix,
         "flannel_version": VERSION,
         "flannel_binary": str(tmp_path / "bin" / "flanneld"),

@@ -41,8 +41,7 @@ def gc_playbook(tmp_path, etcd, extra: dict, check: bool = True) -> subprocess.C
         HOST: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}}}}}))
     # this machine is no pool registry, even where Debian's docker-registry package is installed (the
     # registry tests use its binary): its play must find no registry configuration here
-    variables = {"dcm_etcd_endpoints": list(etcd.endpoints), "dcm_etcd_ca_cert": etcd.ca,
-                 "dcm_etcd_client_cert": etcd.cert, "dcm_etcd_client_key": etcd.key,
+    variables = {**etcd.playbook_vars(tmp_path),
                  "registry_config_path": str(tmp_path / "no-registry" / "config.yml"), **extra}
     cmd = [f"{BIN}/ansible-playbook", "-i", str(inventory), "playbooks/gc.yml", "-e", json.dumps(variables)]
     if check:

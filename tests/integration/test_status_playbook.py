@@ -32,8 +32,7 @@ def status_playbook(tmp_path, etcd, *extra: str, cwd: str = REPO, **env: str) ->
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(json.dumps({"all": {"children": {"dcm_pool": {"children": {"dcm_masters": {"hosts": {
         MASTER: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}}}}}))
-    variables = {"dcm_etcd_endpoints": list(etcd.endpoints), "dcm_etcd_ca_cert": etcd.ca,
-                 "dcm_etcd_client_cert": etcd.cert, "dcm_etcd_client_key": etcd.key}
+    variables = etcd.playbook_vars(tmp_path)
     cmd = [f"{BIN}/ansible-playbook", "-i", str(inventory), f"{REPO}/playbooks/status.yml",
            "-e", json.dumps(variables), *extra]
     # the default callback, with the result format of the collection's ansible.cfg (yaml) unless env says

@@ -29,7 +29,11 @@ from support import REPO
 ROOT = Path(REPO)
 GROUP = "group/dcspark.dcm.dcm"
 PREFIX = "dcspark.dcm."
-ETCD_OPTIONS = {"etcd_endpoints", "etcd_ca_cert", "etcd_client_cert", "etcd_client_key"}
+# what reaches etcd (every one needed) and who the module is there (the identity file, or a user and a password file)
+CONNECTION = {"etcd_endpoints", "etcd_ca_cert", "etcd_client_cert", "etcd_client_key"}
+ETCD_OPTIONS = CONNECTION | {"etcd_user", "etcd_password_file", "etcd_identity_file"}
+# the one variable (roles/dcm defaults) playbooks give the group as its module_defaults
+SHARED_DEFAULTS = re.compile(r"\{\{\s*dcm_etcd_module_defaults\s*\}\}")
 TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 BLOCK_LISTS = ("block", "rescue", "always")
 TASK_KEYWORDS = set(Task.fattributes) - {"action"} | {"listen"} | set(BLOCK_LISTS)
@@ -83,7 +87,7 @@ def takes_etcd_options(root: Path, module: str) -> bool:
         return bool(re.search(r"^\s*(?:- )?dcspark\.dcm\.etcd\s*$|^  etcd_endpoints:", text, re.MULTILINE))
     fragments = doc.get("extends_documentation_fragment") or []
     fragments = [fragments] if isinstance(fragments, str) else fragments
-    return "dcspark.dcm.etcd" in fragments or ETCD_OPTIONS <= set(doc.get("options") or {})
+    return "dcspark.dcm.etcd" in fragments or CONNECTION <= set(doc.get("options") or {})
 
 
 def needs_etcd(root: Path, module: str) -> bool:
@@ -105,7 +109,11 @@ def group_defaults(node: dict, inherited: dict | None = None) -> dict:
                if isinstance(entry, dict) and GROUP in entry]
     if not entries:
         return dict(inherited or {})
-    return {key: value for key, value in (entries[-1][GROUP] or {}).items() if key in ETCD_OPTIONS}
+    given = entries[-1][GROUP] or {}
+    if isinstance(given, str) and SHARED_DEFAULTS.fullmatch(given):
+        given = load(ROOT / "roles" / "dcm" / "defaults" / "main.yml")["dcm_etcd_module_defaults"]
+    assert isinstance(given, dict), f"module_defaults for {GROUP} must be a mapping or {{{{ dcm_etcd_module_defaults }}}}"
+    return {key: value for key, value in given.items() if key in ETCD_OPTIONS}
 
 
 def action(task: dict) -> str | None:
@@ -272,9 +280,9 @@ def module_defaults_misfits(root: Path) -> list:
                 if defaults and module in group and not etcd:
                     found.append(f"{label}: {name} takes no etcd options, but module_defaults give "
                                  f"them to the group dcspark.dcm.dcm ({', '.join(sorted(defaults))})")
-                elif from_playbooks and etcd and needs_etcd(root, module) and set(defaults) != ETCD_OPTIONS:
+                elif from_playbooks and etcd and needs_etcd(root, module) and not CONNECTION <= set(defaults):
                     found.append(f"{label}: {name} needs the etcd connection: give {GROUP} every one of "
-                                 f"{sorted(ETCD_OPTIONS)} in the play's module_defaults (given: "
+                                 f"{sorted(CONNECTION)} in the play's module_defaults (given: "
                                  f"{sorted(defaults) or 'none'})")
     return found
 

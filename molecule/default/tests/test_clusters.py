@@ -11,6 +11,7 @@ past its timeout) and their logs, and undeploy leaves nothing behind.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -18,12 +19,14 @@ import subprocess
 
 import pytest
 import testinfra
+from testinfra.modules.ansible import AnsibleException
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 PKI = "/etc/dcm/pki"
-ETCDCTL = (f"ETCDCTL_API=3 etcdctl --cacert={PKI}/ca.crt --cert={PKI}/client.crt --key={PKI}/client.key "
+# etcdctl as etcd's root (gRPC takes the user from the certificate; root.crt is on the masters only)
+ETCDCTL = (f"ETCDCTL_API=3 etcdctl --cacert={PKI}/ca.crt --cert={PKI}/root.crt --key={PKI}/root.key "
            "--endpoints=https://127.0.0.1:2379 --command-timeout=10s")
 REGISTRY_AUTH = "/etc/dcm/registry"
 # "user:password" of a registry identity's JSON file (argument: the file), for curl -u and docker login
@@ -74,8 +77,6 @@ class Pool:
     def etcd_get(self, key: str, prefix: bool = False) -> dict:
         result = self.hosts[self.first].run(f"{ETCDCTL} get {key} {'--prefix' if prefix else ''} -w json")
         assert result.rc == 0, result.stderr
-        import base64
-
         kvs = json.loads(result.stdout).get("kvs") or []
         return {base64.b64decode(kv["key"]).decode(): json.loads(base64.b64decode(kv["value"])) for kv in kvs}
 
@@ -258,6 +259,98 @@ def test_no_container_reaches_the_registry_or_etcd(pool, deployed):
     assert health.rc == 0, health.stdout + health.stderr
 
 
+# As an agent on its host: the agent's configuration (endpoints, gateway certificate, user, password
+# file), then each request of argv[1:] ("get KEY", "prefix KEY", "put KEY"): one line each, "ok" or the refusal.
+AS_AGENT = r"""
+import base64, json, ssl, sys, urllib.error, urllib.request
+conf = json.load(open("/etc/dcm/agent.json"))["etcd"]
+context = ssl.create_default_context(cafile=conf["ca_cert"])
+context.load_cert_chain(conf["client_cert"], conf["client_key"])
+url = conf["endpoints"][0]
+def call(path, body, token=None):
+    request = urllib.request.Request(url + "/v3/" + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    if token:
+        request.add_header("Authorization", token)
+    try:
+        return json.load(urllib.request.urlopen(request, context=context, timeout=10))
+    except urllib.error.HTTPError as error:
+        return {"refused": error.read().decode()[:200]}
+b64 = lambda text: base64.b64encode(text.encode()).decode()
+token = call("auth/authenticate", {"name": conf["user"], "password": open(conf["password_file"]).read().strip()})["token"]
+for request in sys.argv[1:]:
+    verb, key = request.split(" ", 1)
+    body = {"key": b64(key)}
+    if verb == "prefix":
+        body["range_end"] = b64(key[:-1] + chr(ord(key[-1]) + 1))
+    if verb == "put":
+        answer = call("kv/put", dict(body, value=b64('{"forged": true}')), token)
+    else:
+        answer = call("kv/range", body, token)
+    print(request, "->", answer["refused"] if "refused" in answer else "ok")
+"""
+
+
+def test_an_agents_etcd_identity_reaches_only_its_own_keys(pool, deployed):
+    """A compromised host holds its agent's etcd identity: it must not rewrite what the agents run (records),
+    read another host's secrets, or the secrets' master copy."""
+    record = pool.cluster(FACE)
+    holder = record["placement"]["driver"]
+    other = next(name for name in pool.names if name != holder)
+    requests = [f"get /dcm/clusters/{FACE}", f"prefix /dcm/host-secrets/{holder}/", f"put /dcm/status/{FACE}/probe",
+                f"put /dcm/clusters/{FACE}", f"get /dcm/secrets/{FACE}", f"prefix /dcm/host-secrets/{other}/",
+                f"put /dcm/hosts/{other}", "prefix /dcm/jobs/", "put /dcm/images/probe"]
+    script = base64.b64encode(AS_AGENT.encode()).decode()
+    said = pool.hosts[holder].check_output(
+        f"echo {script} | base64 -d | python3 - " + " ".join(f"'{request}'" for request in requests)).splitlines()
+    answers = dict(line.split(" -> ", 1) for line in said)
+    allowed, refused = requests[:3], requests[3:]
+    assert all(answers[request] == "ok" for request in allowed), said
+    assert all("permission denied" in answers[request] for request in refused), said
+    pool.hosts[pool.first].run(f"{ETCDCTL} del /dcm/status/{FACE}/probe")
+    assert pool.cluster(FACE) == record
+    # the modules on a host act as the identity its file names, root's alone to read
+    identity = pool.hosts[holder].file("/etc/dcm/etcd/modules.json")
+    assert (identity.user, identity.mode) == ("root", 0o600)
+
+
+def test_a_module_acts_as_the_identity_its_hosts_file_names(pool, deployed):
+    """On a host that is not a master the modules act as its agent (the sandbox's hosts are all masters,
+    so a file naming the agent stands in): a GC pass reads what it needs, recording a job is refused."""
+    name = pool.names[-1]
+    host = pool.hosts[name]
+    agent = json.loads(host.check_output("cat /etc/dcm/agent.json"))["etcd"]
+    identity = host.check_output("mktemp --suffix=.json")
+    try:
+        host.check_output(f"echo '{json.dumps({'user': agent['user'], 'password_file': agent['password_file']})}' > {identity}")
+        args = {"etcd_endpoints": agent["endpoints"], "etcd_ca_cert": f"{PKI}/ca.crt",
+                "etcd_client_cert": f"{PKI}/gateway.crt", "etcd_client_key": f"{PKI}/gateway.key",
+                "etcd_identity_file": identity}
+        gc = host.ansible("dcspark.dcm.dcm_container_gc", json.dumps(args), check=True)
+        assert gc.get("failed") is not True and "plan" in gc, gc
+        job = next(iter(pool.etcd_get(f"/dcm/jobs/{FACE}/", prefix=True).values()))
+        with pytest.raises(AnsibleException) as refused:
+            host.ansible("dcspark.dcm.dcm_job_record", json.dumps({**args, "job": job}), check=False)
+        assert "permission denied" in str(refused.value) and agent["user"] in str(refused.value), refused.value
+    finally:
+        host.run(f"rm -f {identity}")
+
+
+def test_a_hosts_client_certificate_gets_nothing_of_dcms_state(pool, deployed):
+    """Every host's client certificate names the host: over gRPC that is the etcd user, which has no DCM key."""
+    host = pool.hosts[pool.first]
+    folder = host.check_output("mktemp -d")
+    try:
+        for name in ("client.crt", "client.key"):
+            host.check_output(f"cp {PKI}/{name} {folder}/{name}")
+        as_host = ETCDCTL.replace(f"{PKI}/root.crt", f"{folder}/client.crt").replace(f"{PKI}/root.key", f"{folder}/client.key")
+        for command in (f"get /dcm/clusters/{FACE}", f"put /dcm/clusters/{FACE} forged"):
+            result = host.run(f"{as_host} {command}")
+            assert result.rc != 0 and ("user name not found" in result.stderr or "permission denied" in result.stderr), \
+                (command, result.stdout, result.stderr)
+    finally:
+        host.run(f"rm -rf {folder}")
+
+
 def test_one_cluster_cannot_reach_the_other_master(pool, deployed):
     face, video = pool.cluster(FACE), pool.cluster(VIDEO)
     face_worker = (face["placement"]["workers"][0], "spark-worker-face-1")
@@ -336,6 +429,17 @@ def test_an_unchanged_redeploy_rebuilds_and_changes_nothing(pool, deployed):
     assert all(counts["changed"] == 0 for counts in recap(run.stdout).values()), recap(run.stdout)
     assert "(unchanged)" in run.stdout
     assert {host: sorted(pool.containers(host, FACE)) for host in pool.names} == before
+
+
+def test_plan_reads_the_live_pool_on_its_first_master(pool, deployed):
+    """With etcd's access control on, plan.yml plans where the deploy does: on the first master, as root there."""
+    before = pool.state()
+    run = playbook(pool.inventory, "plan.yml", "-e", f"spec={SPECS[FACE]}")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    placed = re.findall(r"(master|driver|workers): ([\w, ]+)", run.stdout)
+    assert {role for role, _hosts in placed} == {"master", "driver", "workers"}, run.stdout[-2000:]
+    assert all(host.strip() in pool.names for _role, hosts in placed for host in hosts.split(",")), placed
+    assert pool.state() == before
 
 
 def test_a_spec_that_does_not_fit_changes_nothing(pool, deployed, tmp_path):

@@ -23,7 +23,8 @@ from test_clusters import CREDENTIALS_OF, REGISTRY_AUTH
 testinfra_hosts = ["dcm_pool"]
 
 PKI = "/etc/dcm/pki"
-CA, CLIENT_CERT, CLIENT_KEY = f"{PKI}/ca.crt", f"{PKI}/client.crt", f"{PKI}/client.key"
+# etcdctl acts as etcd's root: gRPC takes the user from the certificate's name (root.crt: masters only)
+CA, CLIENT_CERT, CLIENT_KEY = f"{PKI}/ca.crt", f"{PKI}/root.crt", f"{PKI}/root.key"
 ETCD_CLIENT_PORT = 2379
 REGISTRY_PORT = 5000
 HOSTS_PREFIX = "/dcm/hosts/"
@@ -55,7 +56,7 @@ class Pool:
         return ",".join(f"https://{self.addresses[m]}:{ETCD_CLIENT_PORT}" for m in self.masters)
 
     def etcdctl(self, args: str, on: str | None = None, endpoints: str | None = None, certificate: bool = True):
-        """Run etcdctl (v3 API) on a master, as a client with the pool's client certificate."""
+        """Run etcdctl (v3 API) on a master, as etcd's root (its certificate)."""
         auth = f"--cert={CLIENT_CERT} --key={CLIENT_KEY} " if certificate else ""
         command = (f"ETCDCTL_API=3 etcdctl --endpoints={endpoints or self.etcd_endpoints()} --cacert={CA} {auth}"
                    f"--dial-timeout=3s --command-timeout=10s {args}")
