@@ -54,3 +54,25 @@ def test_a_new_generation_keeps_the_secret_and_removal_takes_every_copy(clean_et
     assert {host for host, cluster in _copies(client) if cluster == "face"} == _hosts(second)
     store.remove_cluster("face")
     assert client.get(keys.secrets_key("face")) is None and _copies(client) == {}
+
+
+def test_an_agent_sees_records_and_its_secrets_at_one_revision(clean_etcd, monkeypatch):
+    """A removal landing between the agent's two reads must not show it a record without its secret
+    (the agent would skip the record and remove the cluster's running containers)."""
+    store = DcmStore(clean_etcd.client)
+    for host in ("a", "b"):
+        register(store, host, 2, 4)
+    face = store.reserve(spec("face", workers=1)).record
+    host = sorted(_hosts(face))[0]
+    read_secrets = store._host_secrets  # pylint: disable=protected-access
+
+    def then_removed(*args, **kwargs):
+        found = read_secrets(*args, **kwargs)
+        DcmStore(clean_etcd.new_client()).remove_cluster("face")  # lands after the secrets were read
+        return found
+
+    monkeypatch.setattr(store, "_host_secrets", then_removed)
+    records, secrets = store.host_view(host)
+    assert "face" in records and secrets["face"]["secret"] == face["secret"]
+    monkeypatch.undo()
+    assert store.host_view(host) == ({}, {})

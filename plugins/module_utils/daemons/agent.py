@@ -287,8 +287,8 @@ class Converger:
         from this host's own copies (``/dcm/host-secrets/<host>/``), not from its record.
         """
         wanted: dict = {}
-        secrets = self.store.host_secrets(self.config.host_name)
-        for name, record in self.store.clusters().items():
+        records, secrets = self.store.host_view(self.config.host_name)
+        for name, record in records.items():
             try:
                 wanted.update(converge.desired_nodes([with_secrets(record, secrets.get(name, {}))],
                                                      self.config.host_name))

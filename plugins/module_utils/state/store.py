@@ -98,13 +98,23 @@ class DcmStore:
         kv = self.client.get(keys.secrets_key(name))
         return load(kv) if kv else {}
 
-    def host_secrets(self, host: str) -> dict:
+    def host_secrets(self, host: str, revision: int = 0) -> dict:
         """The secrets of every cluster with a node on ``host`` (what its agent may read): ``{cluster: secrets}``."""
+        return self._host_secrets(host, revision)[0]
+
+    def _host_secrets(self, host: str, revision: int = 0) -> tuple:
         prefix = keys.host_secrets_prefix(host)
-        copies, _rev = self._objects(prefix)
+        copies, header = self._objects(prefix, revision)
         return {keys.name_from_key(prefix, key): {field: value for field, value in copy.items()
                                                   if field in SECRET_FIELDS}
-                for key, copy in copies.items()}
+                for key, copy in copies.items()}, header
+
+    def host_view(self, host: str) -> tuple:
+        """``(records, secrets)``: every cluster record and the copies of ``host``'s secrets, read at one
+        revision (a record and its copies are written in one transaction, so a node placed here always
+        comes with its secret)."""
+        secrets, revision = self._host_secrets(host)
+        return self.clusters(revision), secrets
 
     def history(self, name: str, revision: int = 0) -> dict:
         """The retained generations of cluster ``name``: ``{generation: entry}``."""
