@@ -43,6 +43,13 @@ options:
     description: Whether the pool runs the DCM master daemon (its user and role).
     type: bool
     default: true
+  enable:
+    description:
+      - Turn authentication on when it is off. V(false) makes the users, roles and passwords only, and leaves
+        authentication as it is - site.yml does that before the agents and masters restart with new passwords
+        (a rotated password, a new host), and turns authentication on at its end.
+    type: bool
+    default: true
   flannel_prefix:
     description:
       - On a flannel pool, flannel's etcd prefix. Each host's flanneld, which speaks gRPC and is known by its
@@ -103,7 +110,8 @@ def etcd_access(m: DcmModule) -> None:
         m.fail("dcm_etcd_access changes etcd's users and roles: it runs as etcd_user root, with "
                "etcd_password_file holding the root password")
     control = access.AccessControl(m.store().client)
-    changes = control.apply(passwords, roles, check_mode=m.check_mode, cert_users=cert_users)
+    changes = control.apply(passwords, roles, check_mode=m.check_mode, cert_users=cert_users,
+                            enable=params["enable"])
     m.result.update(changed=bool(changes), changes=changes)
 
 
@@ -114,6 +122,7 @@ def main() -> None:
             "hosts": {"type": "list", "elements": "str", "required": True},
             "masters": {"type": "bool", "default": True},
             "flannel_prefix": {"type": "str"},
+            "enable": {"type": "bool", "default": True},
             "passwords": {"type": "dict", "required": True, "no_log": True},
         },
         supports_check_mode=True,

@@ -176,14 +176,17 @@ class AccessControl:
         raise StoreError(f"no etcd endpoint answered while checking the password of {user}")
 
     # -- changes -------------------------------------------------------------------------------
-    def apply(self, passwords: dict, roles: dict, check_mode: bool = False, cert_users: dict | None = None) -> list:
+    def apply(self, passwords: dict, roles: dict, check_mode: bool = False, cert_users: dict | None = None,
+              enable: bool = True) -> list:
         """Make etcd's users and roles what ``passwords`` ({user: password}, root included) and
         ``roles`` ({role: permissions}) say, each user holding the role of its name, and
         ``cert_users`` ({user: role}: users without a password, known by a certificate's common
         name) holding theirs; then turn authentication on. Users and roles DCM does not name are left
         alone, except roles and users named like DCM's (``dcm-agent-*``, ``dcm-master``,
         ``dcm-flannel``) and users holding only ``dcm-flannel`` that are no longer wanted (a host that
-        left the pool). Returns what changed, one line each (no password in it)."""
+        left the pool). With ``enable`` false authentication is left as it is (users and passwords are
+        made ready before the daemons that use them restart). Returns what changed, one line each (no
+        password in it)."""
         if ROOT not in passwords:
             raise ValueError("the root user's password is needed to turn etcd authentication on")
         was_on = self.enabled(passwords[ROOT])
@@ -206,7 +209,7 @@ class AccessControl:
                 changes.append(f"user {name}: removed (no such identity any more)")
                 if not check_mode:
                     self.client.call("auth/user/delete", {"name": name})
-        if not was_on:
+        if enable and not was_on:
             changes.append("authentication: turned on")
             if not check_mode:
                 self.client.call("auth/enable", {})
