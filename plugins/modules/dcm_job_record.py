@@ -14,7 +14,8 @@ description:
   - The playbooks run the job on the driver's host, whose etcd identity (its agent's) may read the cluster's record
     but not write jobs, and record it from the first master with this module.
   - The record is checked first - the fields M(dcspark.dcm.dcm_submit) makes and no other, a job id of its form,
-    a known state, a cluster that has a record in etcd.
+    a cluster name of the spec's rule, a known state. The cluster need not have a record any more (a job
+    that ran is recorded even when an undeploy removed its cluster meanwhile).
 author:
   - DCSpark developers (@dcspark)
 extends_documentation_fragment:
@@ -69,8 +70,8 @@ def record_job(m: DcmModule) -> None:
         raise DcmError(f"keep_jobs must be at least 1, got {params['keep_jobs']}")
     job = check_job_record(params["job"])
     store = m.store()
-    if store.get_cluster(job["cluster"]) is None:
-        raise DcmError(f"cluster {job['cluster']} has no record in etcd: a job of it cannot be recorded")
+    # no look-up of the cluster's record: a job that ran is recorded even when an undeploy removed its
+    # cluster meanwhile (job records outlive an undeploy)
     m.result["job_id"] = job["id"]
     if store.job(job["cluster"], job["id"]) == job:
         return

@@ -156,9 +156,13 @@ def test_a_job_run_without_recording_is_recorded_by_dcm_job_record(deployed, wor
     forged = dict(failed["job"], id="../../clusters/face", secret="x")
     refused = run_module("dcm_job_record", dict(args, job=forged))
     assert refused.get("failed") is True and "unknown fields ['secret']" in refused["msg"], refused
-    unknown = run_module("dcm_job_record", dict(args, job=dict(failed["job"], cluster="nosuchcluster")))
-    assert unknown.get("failed") is True and "cluster nosuchcluster has no record" in unknown["msg"], unknown
+    escaping = run_module("dcm_job_record", dict(args, job=dict(failed["job"], cluster="../clusters")))
+    assert escaping.get("failed") is True and "job cluster" in escaping["msg"], escaping
     assert [job["id"] for job in store.jobs(world["cluster"])] == [failed["job_id"]]
+    # a job whose cluster was undeployed while it ran is still recorded
+    gone = run_module("dcm_job_record", dict(args, job=dict(failed["job"], cluster="undeployed-meanwhile")))
+    assert gone.get("failed") is not True and gone["changed"] is True, gone
+    assert store.job("undeployed-meanwhile", failed["job_id"])["state"] == "failed"
 
 
 def test_job_records_are_pruned_to_the_newest(deployed, world, tmp_path):

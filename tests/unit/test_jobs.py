@@ -110,6 +110,7 @@ def test_a_job_record_from_elsewhere_is_taken_only_as_dcm_submit_makes_it():
     assert check_job_record(record)["stdout"] == [str(n) for n in range(400, 500)]  # the tail a record keeps
     for bad, message in ((dict(record, id="../clusters/face"), "is not of the form"),
                          (dict(record, state="done"), "is not one of"),
+                         (dict(record, cluster="../secrets/x"), "job cluster"),
                          (dict(record, placement={}), "unknown fields ['placement']"),
                          ({k: v for k, v in record.items() if k != "host"}, "missing ['host']"),
                          (dict(record, stderr="boom"), "stderr must be a list"),

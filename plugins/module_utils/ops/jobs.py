@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 from ..core import naming
 from ..core.errors import DcmError
+from ..spec.model import validate_schema
+from ..spec.schema import SCHEMA
 from ..state.store import DcmStore
 
 JOBS_DIR = "/tmp/dcspark-jobs"
@@ -46,7 +48,8 @@ _RECORD_FIELDS = ("id", "cluster", "app", "files", "args", "conf", "class", "tim
 
 def check_job_record(raw: object) -> dict:
     """A job record made by :func:`submit` elsewhere (on the driver's host), checked before it is written:
-    the fields :meth:`Job.record` makes and nothing else, a job id of :func:`new_job_id`'s form, a known state."""
+    the fields :meth:`Job.record` makes and nothing else, a job id of :func:`new_job_id`'s form, a cluster name
+    of the spec's rule, a known state."""
     if not isinstance(raw, dict):
         raise DcmError(f"a job record is a mapping (dcm_submit's job result), not {type(raw).__name__}")
     extra, missing = sorted(set(raw) - set(_RECORD_FIELDS)), sorted(set(_RECORD_FIELDS) - set(raw))
@@ -54,6 +57,9 @@ def check_job_record(raw: object) -> dict:
         raise DcmError(f"not a job record of dcm_submit: unknown fields {extra or 'none'}, missing {missing or 'none'}")
     if not isinstance(raw["id"], str) or not JOB_ID.match(raw["id"]):
         raise DcmError(f"job id {raw['id']!r} is not of the form 20261205T031500Z-3f9a1c")
+    problems = validate_schema(raw["cluster"], SCHEMA["properties"]["name"], "job cluster")
+    if problems:
+        raise DcmError("; ".join(problems))
     if raw["state"] not in JOB_STATES:
         raise DcmError(f"job state {raw['state']!r} is not one of {', '.join(JOB_STATES)}")
     for name in ("stdout", "stderr", "files", "args"):
