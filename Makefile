@@ -41,11 +41,18 @@ docker:
 	scripts/ensure-docker.sh
 
 # Each step stops the run on failure; pytest runs last so its summary closes the output.
+# Every step's output is also kept in .build/<step>.log; when a step fails, the failing tests it names
+# are printed again at the very end (scripts/failed-tests.sh), where a CI log's tail shows them.
 test: setup
 	scripts/ensure-docker.sh
+	mkdir -p .build
 	for step in lint sanity doc molecule-default; do \
 	  echo "== $$(date -u +%T) make $$step"; \
-	  $(MAKE) --no-print-directory $$step; \
+	  step_rc=0; $(MAKE) --no-print-directory $$step 2>&1 | tee .build/$$step.log || step_rc=$$?; \
+	  if [ "$$step_rc" -ne 0 ]; then \
+	    echo "== $$(date -u +%T) make $$step failed (rc $$step_rc); failing tests named in .build/$$step.log:"; \
+	    scripts/failed-tests.sh .build/$$step.log; exit "$$step_rc"; \
+	  fi; \
 	done
 	# The flannel scenario (its own hosts and lab network) and the unit and integration tests (their
 	# own labelled containers) share only the engine: they run side by side, the scenario's output
@@ -53,11 +60,13 @@ test: setup
 	mkdir -p .build
 	echo "== $$(date -u +%T) make molecule-flannel (output: .build/molecule-flannel.log) beside make pytest"
 	$(MAKE) --no-print-directory molecule-flannel > .build/molecule-flannel.log 2>&1 & flannel=$$!; \
-	  pytest_rc=0; $(MAKE) --no-print-directory pytest || pytest_rc=$$?; \
+	  pytest_rc=0; $(MAKE) --no-print-directory pytest 2>&1 | tee .build/pytest.log || pytest_rc=$$?; \
 	  flannel_rc=0; wait $$flannel || flannel_rc=$$?; \
 	  echo "== $$(date -u +%T) molecule-flannel ended with rc $$flannel_rc:"; cat .build/molecule-flannel.log; \
 	  echo "== make pytest ended with rc $$pytest_rc, make molecule-flannel with rc $$flannel_rc"; \
-	  [ "$$pytest_rc" -eq 0 ] && [ "$$flannel_rc" -eq 0 ]
+	  if [ "$$pytest_rc" -ne 0 ] || [ "$$flannel_rc" -ne 0 ]; then \
+	    echo "== failing tests:"; scripts/failed-tests.sh .build/pytest.log .build/molecule-flannel.log; exit 1; \
+	  fi
 	echo "== $$(date -u +%T) make test: every step passed"
 
 lint: $(VENV_STAMP) $(COLLECTION_LINK)
@@ -107,11 +116,11 @@ molecule: molecule-default molecule-flannel
 
 molecule-default: $(VENV_STAMP) $(COLLECTION_LINK)
 	scripts/ensure-docker.sh
-	$(VENV)/bin/molecule test
+	COLUMNS=$${COLUMNS:-250} $(VENV)/bin/molecule test
 
 molecule-flannel: $(VENV_STAMP) $(COLLECTION_LINK)
 	scripts/ensure-docker.sh
-	$(VENV)/bin/molecule test -s flannel
+	COLUMNS=$${COLUMNS:-250} $(VENV)/bin/molecule test -s flannel
 
 # The AWX execution environment's build context (awx/execution-environment.yml, docs/awx.md):
 # the collection tarball of this checkout, then `ansible-builder create` into .build/awx-ee.

@@ -1,0 +1,48 @@
+"""scripts/failed-tests.sh: the failing tests a step's log names, printed again at the end of `make test`."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "failed-tests.sh"
+
+
+def summary(*logs: Path) -> list:
+    done = subprocess.run([str(SCRIPT), *map(str, logs)], capture_output=True, text=True, check=True, timeout=30)
+    return done.stdout.splitlines()
+
+
+def pytest_log(tmp_path: Path, body: str) -> Path:
+    """The output of a real pytest run over one test module (colours forced on, as CI may have them)."""
+    module = tmp_path / "test_sample.py"
+    module.write_text(body)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--color=yes", "-v", str(module)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    log = tmp_path / "pytest.log"
+    log.write_text(done.stdout + done.stderr)
+    return log
+
+
+def test_a_failing_and_an_erroring_test_are_named_with_their_reason(tmp_path):
+    log = pytest_log(tmp_path, (
+        "import pytest\n"
+        "@pytest.fixture\ndef broken():\n    raise RuntimeError('no pool')\n"
+        "def test_passes():\n    assert True\n"
+        "def test_fails():\n    assert 1 == 2, 'one is not two'\n"
+        "def test_errors(broken):\n    pass\n"))
+    lines = summary(log)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("  pytest.log: FAILED test_sample.py::test_fails - AssertionError: one is not two")
+    assert lines[1].startswith("  pytest.log: ERROR test_sample.py::test_errors - RuntimeError: no pool")
+
+
+def test_molecules_framed_verifier_output_is_read_and_a_passing_log_names_nothing(tmp_path):
+    framed = tmp_path / "molecule-default.log"
+    framed.write_text(
+        "  \x1b[2m│\x1b[0m molecule/default/tests/test_faults.py::test_x PASSED\n"
+        "  \x1b[2m│\x1b[0m FAILED molecule/default/tests/test_faults.py::test_y - assert 'face' in []\n"
+        "  \x1b[2m│\x1b[0m FAILED molecule/default/tests/test_faults.py::test_y - assert 'face' in []\n")
+    passing = pytest_log(tmp_path, "def test_passes():\n    assert True\n")
+    assert summary(framed, passing, tmp_path / "absent.log") == [
+        "  molecule-default.log: FAILED molecule/default/tests/test_faults.py::test_y - assert 'face' in []"]
