@@ -18,7 +18,7 @@ def pytest_log(tmp_path: Path, body: str) -> Path:
     module = tmp_path / "test_sample.py"
     module.write_text(body)
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--color=yes", "-v", str(module)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
     log = tmp_path / "pytest.log"
     log.write_text(done.stdout + done.stderr)
     return log
@@ -43,6 +43,10 @@ def test_molecules_framed_verifier_output_is_read_and_a_passing_log_names_nothin
         "  \x1b[2m│\x1b[0m molecule/default/tests/test_faults.py::test_x PASSED\n"
         "  \x1b[2m│\x1b[0m FAILED molecule/default/tests/test_faults.py::test_y - assert 'face' in []\n"
         "  \x1b[2m│\x1b[0m FAILED molecule/default/tests/test_faults.py::test_y - assert 'face' in []\n")
+    sanity = tmp_path / "sanity.log"
+    sanity.write_text("ERROR: Found 1 pylint issue(s) which need to be resolved:\n"
+                      "ERROR: tests/unit/x.py:20:11: subprocess-run-check: 'subprocess.run' used without check\n")
     passing = pytest_log(tmp_path, "def test_passes():\n    assert True\n")
-    assert summary(framed, passing, tmp_path / "absent.log") == [
-        "  molecule-default.log: FAILED molecule/default/tests/test_faults.py::test_y - assert 'face' in []"]
+    assert summary(framed, passing, tmp_path / "absent.log", sanity) == [
+        "  molecule-default.log: FAILED molecule/default/tests/test_faults.py::test_y - assert 'face' in []",
+        "  sanity.log: ERROR: tests/unit/x.py:20:11: subprocess-run-check: 'subprocess.run' used without check"]
