@@ -30,7 +30,7 @@ STAGES = [
     ("2  plan", "placement", ["master, driver and each worker", "on a host; nothing written"], "policy"),
     ("3  reserve", "/dcm/clusters/<name> in etcd",
      ["the record of a new generation,", "its history, rollout, prune queue"], "state"),
-    ("4  converge", "containers on every host", ["each node's status reported", "to /dcm/status/<name>/<node>"],
+    ("4  converge", "containers on every host", ["each node's status reported", "to /dcm/status/<host>/<name>/<node>"],
      "daemons"),
     ("5  repair", "placement off lost hosts", ["nodes of lost or drained hosts", "moved, or the cluster degraded"],
      "daemons"),

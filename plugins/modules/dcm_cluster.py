@@ -33,7 +33,7 @@ description:
     earlier one whose spec or images differ). Its spec, images and network become the next generation,
     planned like any deploy. It fails, writing nothing, when that generation is no longer retained or no
     longer fits the pool.
-  - With O(state=absent) the module deletes the cluster record and its C(/dcm/status/<name>/) keys in one
+  - With O(state=absent) the module deletes the cluster record and its nodes' C(/dcm/status/) keys in one
     transaction. The agents then remove the cluster's containers. Its retained generations stay, so their
     images stay in the registry for a quick redeploy, which goes on numbering from them; with O(purge=true)
     the history goes too and the images of every generation are queued for the registry's prune.

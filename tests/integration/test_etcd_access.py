@@ -15,7 +15,6 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import Acc
 from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import etcd_config
 from ansible_collections.dcspark.dcm.plugins.module_utils.state import access, keys
 from ansible_collections.dcspark.dcm.plugins.module_utils.state.etcd import EtcdClient, EtcdConfig
-from ansible_collections.dcspark.dcm.plugins.module_utils.state.events import EventLog
 from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
 
 from conftest import running_etcd
@@ -91,15 +90,20 @@ def test_an_agent_writes_its_host_record_status_and_events_and_reads_records(sec
     agent = _as(secured, access.agent_user("h1"))
     store = DcmStore(agent)
     lease = store.register_host({"name": "h1", "address": "10.0.0.1"}, ttl=30)
-    store.put_status("face", "worker-1", '{"state": "running"}', lease)
-    EventLog(agent, "agent-h1").record("started", "worker-1 started", cluster="face")
+    store.put_status("h1", "face", "worker-1", '{"state": "running"}', lease)
+    store.agent_event_log("h1").record("started", "worker-1 started", cluster="face")
     assert "face" in store.clusters()
+    assert ("face", "worker-1") in store.status()  # every host's reports (a flannel cluster's addresses)
+    assert [event["source"] for event in store.events()] == ["h1"]
     assert store.host_names() == frozenset({"h1"})
     store.revoke(lease)  # a revoke needs write access to every key on the lease: its own only
 
 
 @pytest.mark.parametrize("key", [keys.cluster_key("face"), keys.host_key("h2"), keys.LEADER,
-                                 keys.images_key("face", "t1"), keys.generation_key("face", 1)])
+                                 keys.images_key("face", "t1"), keys.generation_key("face", 1),
+                                 keys.status_key("h2", "face", "master"),  # another host's node
+                                 keys.events_prefix(keys.agent_writer("h2")) + "1",  # another agent's event
+                                 keys.events_prefix("master-m1") + "1", keys.EVENTS + "00000000000000000001-h1"])
 def test_an_agent_cannot_write_what_is_not_its_own(secured, key):
     agent = _as(secured, access.agent_user("h1"))
     with pytest.raises(AccessDenied) as refused:

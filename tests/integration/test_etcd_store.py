@@ -162,21 +162,36 @@ def test_reserve_generations_and_remove(clean_etcd):
     assert not store.reserve(spec("face", workers=5)).changed  # images omitted: keep what is recorded
 
     store.reserve(spec("other", workers=1))
-    client.put(keys.status_key("face", "master"), '{"state": "running"}')
-    client.put(keys.status_key("face", "worker-1"), '{"state": "running"}')
-    client.put(keys.status_key("other", "master"), '{"state": "running"}')
+    client.put(keys.status_key("h1", "face", "master"), '{"state": "running"}')
+    client.put(keys.status_key("h2", "face", "worker-1"), '{"state": "running"}')
+    client.put(keys.status_key("h1", "other", "master"), '{"state": "running"}')
     removed, purged = store.remove_cluster("face")
     assert purged == []
     assert removed["generation"] == 3
     assert client.get(keys.cluster_key("face")) is None
-    assert client.get_prefix(keys.status_prefix("face"))[0] == []
-    assert client.get(keys.status_key("other", "master")) is not None  # only its own status keys
+    assert store.status(cluster="face") == {}  # its status keys on every host
+    assert client.get(keys.status_key("h1", "other", "master")) is not None  # and only its own
     assert client.get(keys.cluster_key("other")) is not None
     assert store.remove_cluster("face") == (None, [])
 
 
 # -- (c) the race ------------------------------------------------------------------
 RACERS = 20
+
+
+def test_a_node_reported_by_two_hosts_while_it_moves_is_the_newer_report(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    client.put(keys.status_key("h1", "face", "worker-1"), '{"host": "h1", "observed_at": "2026-12-07T07:00:09Z"}')
+    client.put(keys.status_key("h2", "face", "worker-1"), '{"host": "h2", "observed_at": "2026-12-07T07:00:10Z"}')
+    client.put(keys.status_key("h1", "face", "master"), '{"host": "h1", "observed_at": "2026-12-07T07:00:09Z"}')
+    client.put(keys.status_key("h1", "video", "master"), '{"host": "h1", "observed_at": "2026-12-07T07:00:09Z"}')
+    client.put(keys.STATUS + "face/driver", '{"host": "h3"}')  # the layout before reports were keyed by host
+    assert {node: report["host"] for node, report in store.status(cluster="face").items()} == {
+        ("face", "worker-1"): "h2", ("face", "master"): "h1"}
+    assert sorted(store.status()) == [("face", "master"), ("face", "worker-1"), ("video", "master")]
+    client.put(keys.status_key("h1", "face", "worker-1"), '{"host": "h1", "observed_at": "2026-12-07T07:00:11Z"}')
+    assert store.status(cluster="face")[("face", "worker-1")]["host"] == "h1"
 
 
 def test_concurrent_deploys_never_overcommit(clean_etcd):
@@ -406,7 +421,7 @@ def test_dcm_cluster_lifecycle(clean_etcd, tmp_path):
     # a new generation keeps the cluster's secret
     assert DcmStore(client).held_secrets("face")["secrets"]["secret"] == stored_record["secret"]
 
-    client.put(keys.status_key("face", "master"), '{"state": "running"}')
+    client.put(keys.status_key("h1", "face", "master"), '{"state": "running"}')
     absent = {"state": "absent", "name": "face", **clean_etcd.module_args()}
     snapshot = clean_etcd.dump()
     would_remove = run_module("dcm_cluster", absent, check=True)

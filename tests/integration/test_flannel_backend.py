@@ -99,7 +99,7 @@ def test_flannel_nodes_run_on_docker0_and_resolve_every_peer_from_the_hosts_file
     etcd = clean_etcd.client
     name = lab["name"]
     remote = f"spark-worker-{name}-2"
-    etcd.put(keys.status_key(name, "worker-2"),
+    etcd.put(keys.status_key("elsewhere", name, "worker-2"),
              json.dumps({"container": remote, "host": "elsewhere", "address": "10.250.7.3", "state": "running"}))
     etcd.put(keys.cluster_key(name), json.dumps(flannel_record(lab)))
     converger = Converger(AgentConfig(host_name=HOST, etcd=clean_etcd.new_client().config), clean_etcd.new_client(),
@@ -119,7 +119,7 @@ def test_flannel_nodes_run_on_docker0_and_resolve_every_peer_from_the_hosts_file
     local = {}
     for node in ("master", "driver", "worker-1"):
         container = naming.container_name(name, node)
-        report = json.loads(etcd.get(keys.status_key(name, node)).value)
+        report = json.loads(etcd.get(keys.status_key(HOST, name, node)).value)
         assert ipaddress.ip_address(report["address"]) in subnet, report  # on the leased subnet
         local[container] = report["address"]
     # inside a container: its own name, this host's peers, and the other host's worker
@@ -127,8 +127,10 @@ def test_flannel_nodes_run_on_docker0_and_resolve_every_peer_from_the_hosts_file
     for container, address in {**local, remote: "10.250.7.3"}.items():
         assert resolve(driver, container) == address
 
-    # the remote worker moves: the file changes in place and the running containers see it
-    etcd.put(keys.status_key(name, "worker-2"),
+    # the remote worker moves (the old host's report goes with its lease): the file changes in place
+    # and the running containers see it
+    etcd.delete(keys.status_key("elsewhere", name, "worker-2"))
+    etcd.put(keys.status_key("other", name, "worker-2"),
              json.dumps({"container": remote, "host": "other", "address": "10.250.9.4", "state": "running"}))
     converger.once(lease)
     assert resolve(driver, remote) == "10.250.9.4"
@@ -150,11 +152,11 @@ def test_a_docker0_off_the_leased_subnet_is_refused_with_the_fix_and_nothing_is_
                           lab["nodes"])
     converger.once(etcd.lease_grant(60))
     assert not lab["client"].containers.list(all=True, filters={"label": f"{TEST_RUN}={lab['run']}"})
-    report = json.loads(etcd.get(keys.status_key(lab["name"], "master")).value)
+    report = json.loads(etcd.get(keys.status_key(HOST, lab["name"], "master")).value)
     assert report["state"] == "missing"
     assert "flannel leased this host 10.251.3.0/24" in report["error"] and "run site.yml" in report["error"], report
 
     lab["subnet_file"].unlink()
     converger.once(etcd.lease_grant(60))
-    report = json.loads(etcd.get(keys.status_key(lab["name"], "master")).value)
+    report = json.loads(etcd.get(keys.status_key(HOST, lab["name"], "master")).value)
     assert "subnet.env is missing: flanneld does not run on this host" in report["error"], report

@@ -113,10 +113,11 @@ def test_a_rollback_to_a_pruned_or_unfitting_generation_changes_nothing(pool):
 
 
 def report(client, nodes: list, generation: int, health: str = "healthy") -> None:
-    """What an agent writes for nodes running at ``generation``."""
+    """What an agent writes for nodes running at ``generation`` (one host's agent: where they run does not
+    matter to a rollout)."""
     for node in nodes:
         value = {"state": "running", "generation": generation, "health": health}
-        client.put(keys.status_key("face", node), json.dumps(value))
+        client.put(keys.status_key("h1", "face", node), json.dumps(value))
 
 
 def test_a_rolling_change_moves_workers_then_driver_then_master_as_nodes_become_healthy(pool):

@@ -271,3 +271,30 @@ def test_the_event_log_keeps_only_the_newest(clean_etcd):
         log.record("gc", f"event {number}")
     assert log.prune() == 2
     assert [e["message"] for e in read_events(clean_etcd.client, limit=0)] == ["event 2", "event 3", "event 4"]
+
+
+def test_events_of_every_writer_read_in_time_order_and_each_writer_prunes_only_its_own(clean_etcd):
+    ticks = iter(range(1, 100))
+
+    def clock() -> float:  # one shared clock interleaves the writers
+        return float(next(ticks))
+
+    store = DcmStore(clean_etcd.new_client())
+    agent = store.agent_event_log("h1", keep=2, clock=clock)
+    master = store.event_log("master-m1", keep=2, clock=clock, sweep_legacy=True)
+    # what a pool wrote before events had a folder per writer: read in order, swept by a master
+    clean_etcd.client.put(keys.EVENTS + f"{int(0.5e9):020d}-h9", json.dumps({"message": "legacy", "source": "h9"}))
+    agent.record("start", "agent 0")  # an agent's pruning leaves others' events alone
+    assert [e["message"] for e in read_events(clean_etcd.client, limit=0)] == ["legacy", "agent 0"]
+    master.record("reschedule", "master 0")  # its first write prunes, the legacy event included
+    for number in (1, 2):
+        agent.record("start", f"agent {number}")
+        master.record("reschedule", f"master {number}")
+    assert [e["message"] for e in read_events(clean_etcd.client, limit=0)] == [
+        "agent 0", "master 0", "agent 1", "master 1", "agent 2", "master 2"]
+    assert {e["source"] for e in read_events(clean_etcd.client, limit=0)} == {"h1", "master-m1"}
+    assert agent.prune() == 1  # its oldest; the master's stay
+    assert [e["message"] for e in read_events(clean_etcd.client, limit=0)] == [
+        "master 0", "agent 1", "master 1", "agent 2", "master 2"]
+    assert master.prune() == 1
+    assert [e["message"] for e in read_events(clean_etcd.client, limit=3)] == ["master 1", "agent 2", "master 2"]

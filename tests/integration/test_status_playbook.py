@@ -76,7 +76,7 @@ def pool(clean_etcd):
     lease = store.grant(60)
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     master_host = store.get_cluster("face")["placement"]["master"]
-    store.put_status("face", "master", json.dumps({
+    store.put_status(master_host, "face", "master", json.dumps({
         "host": master_host, "container": "spark-master-face", "generation": 1, "state": "running",
         "health": "healthy", "restarts": 2, "observed_at": now}), lease)
     store.put_job({"id": JOB, "cluster": "face", "app": "face", "state": "succeeded", "exit_code": 0,

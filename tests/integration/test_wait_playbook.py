@@ -86,7 +86,7 @@ def face(clean_etcd):
 
 def report(store: DcmStore, record: dict, lease: int, master: Master, running: set, only: bool = False) -> None:
     """The agents' reports: ``running`` nodes run, the others are created (``only``: write just ``running``)."""
-    for node, _host in naming.placed_nodes(record):
+    for node, host in naming.placed_nodes(record):
         if only and node not in running:
             continue
         state = "running" if node in running else "created"
@@ -94,7 +94,7 @@ def report(store: DcmStore, record: dict, lease: int, master: Master, running: s
                  "container": naming.container_name("face", node)}
         if node == "master":
             value["ui_port"] = master.port
-        store.put_status("face", node, json.dumps(value), lease)
+        store.put_status(host, "face", node, json.dumps(value), lease)
 
 
 def wait(clean_etcd, tmp_path, timeout: int = 30):

@@ -65,6 +65,17 @@ def recap(output: str) -> dict:
     return found
 
 
+def newest_reports(reports: dict, cluster: str) -> dict:
+    """``{node: report}`` of ``cluster`` from ``{/dcm/status/<host>/<cluster>/<node>: report}``."""
+    found: dict = {}
+    for key, report in sorted(reports.items()):
+        parts = key[len("/dcm/status/"):].split("/")
+        if len(parts) == 3 and parts[1] == cluster and \
+                str(report.get("observed_at", "")) >= str(found.get(parts[2], {}).get("observed_at", "")):
+            found[parts[2]] = report
+    return found
+
+
 class Pool:
     def __init__(self, inventory: str) -> None:
         self.inventory = inventory
@@ -81,6 +92,11 @@ class Pool:
 
     def cluster(self, name: str) -> dict | None:
         return self.etcd_get(f"/dcm/clusters/{name}").get(f"/dcm/clusters/{name}")
+
+    def node_status(self, cluster: str) -> dict:
+        """``{node: report}`` of a cluster from its agents' reports (``/dcm/status/<host>/<cluster>/<node>``;
+        while a node moves, the newer of two hosts' reports)."""
+        return newest_reports(self.etcd_get("/dcm/status/", prefix=True), cluster)
 
     def secrets(self, name: str) -> dict:
         """``/dcm/secrets/<name>``: the cluster's secrets, kept apart from its record, and the hosts with a copy."""
@@ -295,17 +311,22 @@ def test_an_agents_etcd_identity_reaches_only_its_own_keys(pool, deployed):
     record = pool.cluster(FACE)
     holder = record["placement"]["driver"]
     other = next(name for name in pool.names if name != holder)
-    requests = [f"get /dcm/clusters/{FACE}", f"prefix /dcm/host-secrets/{holder}/", f"put /dcm/status/{FACE}/probe",
+    probe = f"/dcm/status/{holder}/{FACE}/probe"
+    requests = [f"get /dcm/clusters/{FACE}", f"prefix /dcm/host-secrets/{holder}/", f"put {probe}",
+                "prefix /dcm/status/", f"put /dcm/events/agent-{holder}/probe",
                 f"put /dcm/clusters/{FACE}", f"get /dcm/secrets/{FACE}", f"prefix /dcm/host-secrets/{other}/",
-                f"put /dcm/hosts/{other}", "prefix /dcm/jobs/", "put /dcm/images/probe"]
+                f"put /dcm/hosts/{other}", "prefix /dcm/jobs/", "put /dcm/images/probe",
+                f"put /dcm/status/{other}/{FACE}/master", f"put /dcm/events/agent-{other}/probe",
+                "put /dcm/events/master-probe/probe"]
     script = base64.b64encode(AS_AGENT.encode()).decode()
     said = pool.hosts[holder].check_output(
         f"echo {script} | base64 -d | python3 - " + " ".join(f"'{request}'" for request in requests)).splitlines()
     answers = dict(line.split(" -> ", 1) for line in said)
-    allowed, refused = requests[:3], requests[3:]
+    allowed, refused = requests[:5], requests[5:]
     assert all(answers[request] == "ok" for request in allowed), said
     assert all("permission denied" in answers[request] for request in refused), said
-    pool.hosts[pool.first].run(f"{ETCDCTL} del /dcm/status/{FACE}/probe")
+    for key in (probe, f"/dcm/events/agent-{holder}/probe"):
+        pool.hosts[pool.first].run(f"{ETCDCTL} del {key}")
     assert pool.cluster(FACE) == record
     # the modules on a host act as the identity its file names, root's alone to read
     identity = pool.hosts[holder].file("/etc/dcm/etcd/modules.json")
@@ -592,7 +613,7 @@ def test_undeploy_leaves_nothing_behind(pool, deployed):
     run = playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={VIDEO}", timeout=900)
     assert run.returncode == 0, run.stdout[-4000:]
     assert pool.cluster(VIDEO) is None
-    assert pool.etcd_get(f"/dcm/status/{VIDEO}/", prefix=True) == {}
+    assert pool.node_status(VIDEO) == {}
     for host in pool.names:
         assert pool.containers(host, VIDEO) == [], f"{VIDEO} containers left on {host}"
     networks = pool.hosts[pool.first].check_output(f"docker network ls -q --filter name=dcm-{VIDEO}")

@@ -30,7 +30,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from test_clusters import ETCDCTL, FACE, VIDEO, Pool, playbook
+from test_clusters import ETCDCTL, FACE, VIDEO, Pool, newest_reports, playbook
 
 RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "benchmarks", "results", "faults.json")
 FIGURES: dict = {}
@@ -86,8 +86,7 @@ class Faults:
         return self.placed_of(self.record(cluster) or {})
 
     def status(self, cluster: str) -> dict:
-        prefix = f"/dcm/status/{cluster}/"
-        return {key[len(prefix):]: value for key, value in self.etcd(prefix, prefix=True).items()}
+        return newest_reports(self.etcd("/dcm/status/", prefix=True), cluster)
 
     def master_json(self, cluster: str) -> dict:
         placed = self.placed(cluster)
@@ -125,7 +124,9 @@ class Faults:
         return self.etcd("/dcm/leader").get("/dcm/leader")
 
     def events(self, kind: str | None = None) -> list:
-        events = [e for _k, e in sorted(self.etcd("/dcm/events/", prefix=True).items())]
+        # keys: /dcm/events/<writer>/<time>, merged by time
+        found = self.etcd("/dcm/events/", prefix=True)
+        events = [found[key] for key in sorted(found, key=lambda key: (key.rsplit("/", 1)[1], key))]
         return [e for e in events if kind is None or e.get("kind") == kind]
 
     def overcommitted(self) -> dict:

@@ -103,7 +103,7 @@ def deployed(pool):
 def node_addresses(pool: Pool) -> dict:
     """{container: (host, address)} of the cluster's nodes, from their status in etcd."""
     found = {}
-    for report in pool.etcd_get(f"/dcm/status/{CLUSTER}/", prefix=True).values():
+    for report in pool.node_status(CLUSTER).values():
         found[report["container"]] = (report["host"], report.get("address"))
     return found
 

@@ -335,10 +335,11 @@ class Converger:
             # unchanged reports are refreshed now and then, so observed_at tells a stale agent
             if last and last[0] == value and now - last[1] < 30 and last[2] == lease:
                 continue
-            self.store.put_status(node.cluster, node.node, converge.status_value(converge.stamp(report, now)), lease)
+            self.store.put_status(self.config.host_name, node.cluster, node.node,
+                                  converge.status_value(converge.stamp(report, now)), lease)
             self.reported[key] = (value, now, lease)
         for key in sorted(set(self.reported) - current):
-            self.store.delete_status(*key)
+            self.store.delete_status(self.config.host_name, *key)
             del self.reported[key]
 
     def run(self, agent: "Agent") -> None:
@@ -386,7 +387,7 @@ def make_converger(config: AgentConfig) -> Converger | None:
                                  hosts_files=flannel.HostsFiles(config.hosts_dir),
                                  subnet_file=config.flannel_subnet_file, container_uid=config.container_uid,
                                  registry_auth_file=config.registry_auth_file)
-    return Converger(config, etcd, nodes, events=DcmStore(etcd).event_log(config.host_name, log=LOG))
+    return Converger(config, etcd, nodes, events=DcmStore(etcd).agent_event_log(config.host_name, log=LOG))
 
 
 def make_gc_timers(config: AgentConfig) -> GcTimers | None:
@@ -402,7 +403,7 @@ def make_gc_timers(config: AgentConfig) -> GcTimers | None:
     images = (f"every {config.image_gc_interval:g} s, above {config.image_gc_threshold:.0%} disk use"
               if config.image_gc_interval else "off")
     LOG.info("container GC %s; image GC %s", containers, images)
-    return GcTimers(config.host_name, config.gc_settings(), etcd, events=DcmStore(etcd).event_log(config.host_name, log=LOG))
+    return GcTimers(config.host_name, config.gc_settings(), etcd, events=DcmStore(etcd).agent_event_log(config.host_name, log=LOG))
 
 
 def show_registration(config: AgentConfig) -> int:

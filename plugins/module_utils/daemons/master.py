@@ -226,7 +226,8 @@ class Master:
         self.store = DcmStore(client)
         self.clock = clock
         self.leadership = Leadership(self.store, config.name, config.leader_ttl, clock)
-        self.events = self.store.event_log(f"master-{config.name}", log=LOG, clock=clock)
+        self.events = self.store.event_log(f"master-{config.name}", log=LOG, clock=clock,
+                                           sweep_legacy=True)
         self.missing_since: dict = {}  # host -> when this leader first saw it without a lease
         self.stopping = threading.Event()
         self.checks = 0

@@ -6,8 +6,9 @@ etcd's role-based access gives each identity a user and a role of the same name:
 ``dcm-master``           the DCM master daemon: reads the pool's state, writes cluster records
                          (repairs) with their secrets' copies, the leader key and events
 ``dcm-agent-<host>``     the agent of one host: reads cluster records, host records, status and
-                         the secrets' copies of its own host, writes only its own host record,
-                         node status and events
+                         the secrets' copies of its own host; writes only its own host record, the
+                         status of its own nodes (``/dcm/status/<host>/``) and its own events
+                         (``/dcm/events/agent-<host>/``)
 ``<host>``               flanneld on a flannel pool (gRPC takes the user from its client
                          certificate's common name, the host's name; no password): role
                          ``dcm-flannel``, flannel's own prefix and nothing of DCM's
@@ -17,8 +18,8 @@ A role is a list of :class:`Permission` (a key, or a range of keys, with read, w
 and roles equal to them (adds, grants, revokes what is extra) and switches authentication on,
 over the same JSON gateway as every other DCM request.
 
-Known limits of the key layout (docs/security.md): status and events are keyed by cluster and by
-time, not by host, so an agent may write any node's status and any event.
+Host names are etcd user names over gRPC (a client certificate's common name): a host may not be
+called like a DCM identity (``root``, ``dcm-master``, ``dcm-flannel``, ``dcm-agent-*``).
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ def agent_permissions(host: str) -> tuple:
         _under(keys.HOSTS, READ),
         _exactly(keys.host_key(host), READWRITE),  # its own registration only
         _under(keys.host_secrets_prefix(host), READ),  # the secrets of the clusters it runs nodes of
-        _under(keys.STATUS, READWRITE),  # keyed by cluster: see the module's known limits
-        _under(keys.EVENTS, READWRITE),
+        _under(keys.STATUS, READ),  # its clusters' other nodes (a flannel cluster's hosts file)
+        _under(keys.host_status_prefix(host), READWRITE),  # the reports of its own nodes
+        _under(keys.events_prefix(keys.agent_writer(host)), READWRITE),  # its own events
+        _under(keys.EVENTS, READ),
     )))
 
 
@@ -105,8 +108,19 @@ def flannel_permissions(prefix: str) -> tuple:
     return (_under(prefix + "/", READWRITE),)
 
 
+def check_host_names(hosts: list) -> None:
+    """Refuse host names that are DCM identities: etcd takes a gRPC client's user from its certificate's
+    common name, and a host's certificate names the host (a host called ``root`` would be etcd's root)."""
+    clash = sorted(set(hosts) & {ROOT, MASTER, FLANNEL})
+    clash += sorted(host for host in hosts if str(host).startswith(AGENT_PREFIX))
+    if clash:
+        raise ValueError(f"host names {', '.join(clash)} are names of DCM's etcd identities "
+                         f"({ROOT}, {MASTER}, {FLANNEL}, {AGENT_PREFIX}*); rename those hosts in the inventory")
+
+
 def pool_roles(hosts: list, masters: bool = True, flannel_prefix: str = "") -> dict:
     """``{role name: permissions}`` of a pool with these hosts (root's role is etcd's own)."""
+    check_host_names(hosts)
     roles = {agent_user(host): agent_permissions(host) for host in hosts}
     if masters:
         roles[MASTER] = master_permissions()
@@ -118,11 +132,9 @@ def pool_roles(hosts: list, masters: bool = True, flannel_prefix: str = "") -> d
 def certificate_users(hosts: list, flannel_prefix: str = "") -> dict:
     """``{user: role}`` of the users known by a certificate's common name alone (no password):
     on a flannel pool, each host's flanneld (its client certificate names the host)."""
+    check_host_names(hosts)
     if not flannel_prefix:
         return {}
-    clash = sorted(set(hosts) & {ROOT, MASTER, FLANNEL})
-    if clash or any(host.startswith(AGENT_PREFIX) for host in hosts):
-        raise ValueError(f"host names {clash or 'dcm-agent-*'} are DCM identities; rename those hosts")
     return {host: FLANNEL for host in hosts}
 
 

@@ -3,11 +3,13 @@
 ``/dcm/hosts/<host>``        host record, written by its agent on a lease
 ``/dcm/cordon/<host>``       present while the operator keeps the host cordoned
 ``/dcm/clusters/<name>``     desired state of one cluster (spec, images, placement)
-``/dcm/status/<name>/<node>`` what the agent observes of one node
+``/dcm/status/<host>/<name>/<node>`` what the agent of ``host`` observes of one node it runs (keyed by
+                             host first, so etcd can let an agent write its own reports and no other's)
 ``/dcm/generations/<name>/<N>`` one retained generation of a cluster (spec, images, placement, who, when)
 ``/dcm/registry/prune/<name>/<N>`` images of a generation no longer retained, for the registry to delete
 ``/dcm/leader``              the DCM master in charge (on its lease)
-``/dcm/events/<time>-<source>`` what the masters and agents did (newest kept, oldest pruned)
+``/dcm/events/<writer>/<time>`` what the masters and agents did (each writer keeps its newest): an
+                             agent writes under ``agent-<host>``, a master under ``master-<name>``
 ``/dcm/jobs/<name>/<id>``    one job submitted to a cluster (ids sort by submission time; newest kept)
 ``/dcm/images/<name>/<tag>`` the digests the pool's own build pushed for a content tag (provenance)
 ``/dcm/secrets/<name>``      a cluster's secrets (Spark's, the Jupyter token) and the hosts holding a copy
@@ -43,12 +45,32 @@ def cluster_key(name: str) -> str:
     return CLUSTERS + name
 
 
-def status_prefix(cluster: str) -> str:
-    return f"{STATUS}{cluster}/"
+def host_status_prefix(host: str) -> str:
+    """Every status report of the agent on ``host``."""
+    return f"{STATUS}{host}/"
 
 
-def status_key(cluster: str, node: str) -> str:
-    return status_prefix(cluster) + node
+def status_key(host: str, cluster: str, node: str) -> str:
+    return f"{host_status_prefix(host)}{cluster}/{node}"
+
+
+def status_parts(key: str) -> tuple | None:
+    """``(host, cluster, node)`` of a status key; None for a key of another shape (a pool's reports from
+    before status was keyed by host: they go with the leases they were written on)."""
+    parts = name_from_key(STATUS, key).split("/")
+    return tuple(parts) if len(parts) == 3 and all(parts) else None
+
+
+def events_prefix(writer: str) -> str:
+    """The events of one writer (``agent-<host>``, ``master-<name>``, a module's name)."""
+    if not writer[:1].isalpha() or "/" in writer:  # digits begin the keys of the old flat layout
+        raise ValueError(f"{writer!r} is not an event writer's name")
+    return f"{EVENTS}{writer}/"
+
+
+def agent_writer(host: str) -> str:
+    """The event writer of the agent on ``host``."""
+    return f"agent-{host}"
 
 
 def generations_prefix(cluster: str) -> str:

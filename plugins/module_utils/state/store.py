@@ -135,18 +135,34 @@ class DcmStore:
         return histories
 
     def status(self, revision: int = 0, cluster: str | None = None) -> dict:
-        """The agents' reports under ``/dcm/status/``: ``{(cluster, node): report}``."""
-        prefix = keys.status_prefix(cluster) if cluster else keys.STATUS
-        reports, _rev = self._objects(prefix, revision)
-        return {tuple(keys.name_from_key(keys.STATUS, key).split("/", 1)): report for key, report in reports.items()}
+        """The agents' reports under ``/dcm/status/<host>/``: ``{(cluster, node): report}``.
+
+        While a node moves, the agents of two hosts may both report it for a moment: the newer
+        report (``observed_at``, then the host's name) is the node's."""
+        reports, _rev = self._objects(keys.STATUS, revision)
+        view: dict = {}
+        for key in sorted(reports):
+            parts = keys.status_parts(key)
+            if parts is None or (cluster and parts[1] != cluster):
+                continue
+            report = reports[key]
+            seen = view.get(parts[1:])
+            if seen is None or str(report.get("observed_at", "")) >= str(seen.get("observed_at", "")):
+                view[parts[1:]] = report
+        return view
 
     def events(self, limit: int = 20, cluster: str | None = None, revision: int = 0) -> list:
         """The newest ``limit`` events, oldest first; only ``cluster``'s when given."""
         return read_events(self.client, limit, cluster, revision)
 
     def event_log(self, source: str, **kwargs: object) -> EventLog:
-        """An event writer for ``source`` (a master, an agent, a module)."""
+        """An event writer for ``source`` (a master, a module), in a folder of that name."""
         return EventLog(self.client, source, **kwargs)
+
+    def agent_event_log(self, host: str, **kwargs: object) -> EventLog:
+        """The event writer of the agent on ``host``: its events say ``host`` did it, in the one folder
+        of events that agent may write."""
+        return EventLog(self.client, host, writer=keys.agent_writer(host), **kwargs)
 
     def leader(self, revision: int = 0) -> dict | None:
         """The DCM master in charge, or None when nobody leads."""
@@ -278,9 +294,9 @@ class DcmStore:
         ops = []
         guards = []
         if record is not None:
-            status = keys.status_prefix(name)
             guards.append(cmp_mod_revision(kv.key, kv.mod_revision))
-            ops += [op_delete(kv.key), op_delete(status, keys.prefix_end(status)), op_delete(keys.secrets_key(name))]
+            ops += [op_delete(kv.key), op_delete(keys.secrets_key(name))]
+            ops += [op_delete(key) for key in self._status_keys(name)]
             ops += [op_delete(keys.host_secrets_key(host, name))
                     for host in self.held_secrets(name).get("hosts") or ()]
         if purge:
@@ -457,9 +473,14 @@ class DcmStore:
         """Write this host's record on its agent's lease (the agent is the only writer of its key)."""
         self.client.put(keys.host_key(record["name"]), canonical_json(record), lease=lease)
 
-    def put_status(self, cluster: str, node: str, value: str, lease: int) -> None:
-        """An agent's report of one node, on the agent's lease (it is the only writer of that key)."""
-        self.client.put(keys.status_key(cluster, node), value, lease=lease)
+    def _status_keys(self, cluster: str) -> list:
+        """The status keys of ``cluster``'s nodes, on every host."""
+        kvs, _revision = self.client.get_prefix(keys.STATUS, keys_only=True)
+        return [kv.key for kv in kvs if (keys.status_parts(kv.key) or ("", ""))[1] == cluster]
 
-    def delete_status(self, cluster: str, node: str) -> None:
-        self.client.delete(keys.status_key(cluster, node))
+    def put_status(self, host: str, cluster: str, node: str, value: str, lease: int) -> None:
+        """The report of the agent on ``host`` about one of its nodes, on its lease."""
+        self.client.put(keys.status_key(host, cluster, node), value, lease=lease)
+
+    def delete_status(self, host: str, cluster: str, node: str) -> None:
+        self.client.delete(keys.status_key(host, cluster, node))
