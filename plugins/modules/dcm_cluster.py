@@ -33,6 +33,11 @@ description:
     earlier one whose spec or images differ). Its spec, images and network become the next generation,
     planned like any deploy. It fails, writing nothing, when that generation is no longer retained or no
     longer fits the pool.
+  - With O(workers) the module resizes the deployed cluster O(name) to that many workers without a build. The
+    recorded spec with the new count, the same images and network, becomes the next generation. The master,
+    the driver and the workers that stay keep their hosts. Added workers are placed by the scheduler's packing
+    score on what the pool has left; the highest-numbered workers go first. When an added worker does not fit,
+    the module fails with the scheduler's reason and writes nothing.
   - With O(state=absent) the module deletes the cluster record and its nodes' C(/dcm/status/) keys in one
     transaction. The agents then remove the cluster's containers. Its retained generations stay, so their
     images stay in the registry for a quick redeploy, which goes on numbering from them; with O(purge=true)
@@ -133,6 +138,11 @@ options:
       - Return the cluster O(name) to a retained generation instead of deploying O(spec).
     type: bool
     default: false
+  workers:
+    description:
+      - Resize the deployed cluster O(name) to this many workers (the spec's rule, 1 to 10000), keeping its
+        images, network and the hosts of every node that stays. Takes no O(spec), O(images) or O(rollback).
+    type: int
   generation:
     description:
       - With O(rollback), the generation to return to. Default, the newest earlier generation whose spec or
@@ -216,6 +226,18 @@ purged:
   returned: with O(state=absent)
   type: list
   elements: int
+scaled:
+  description:
+    - With O(workers), how the cluster is resized. C(from_workers) and C(to_workers), C(from_generation),
+      C(added) (each added worker and its host) and C(removed) (the workers that go).
+  returned: with O(workers)
+  type: dict
+  sample:
+    from_workers: 3
+    to_workers: 5
+    from_generation: 4
+    added: {worker-4: sandbox2, worker-5: sandbox3}
+    removed: []
 rollback_of:
   description: With O(rollback), the generation the cluster returned to.
   returned: with O(rollback=true), when a generation was found
@@ -269,7 +291,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.policy.rollout import 
 from ansible_collections.dcspark.dcm.plugins.module_utils.policy.scheduler import ROLES
 from ansible_collections.dcspark.dcm.plugins.module_utils.policy.views import rollout_view
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec.loading import spec_from_param
-from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
+from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore, Reservation
 
 
 IMAGE_KEYS = tuple(ROLES) + ("runtime",)
@@ -308,6 +330,22 @@ def _present(m: DcmModule) -> None:
     if params["keep"] < 1:
         raise DcmError(f"keep must be at least 1 generation, got {params['keep']}")
     target = None
+    if params["workers"] is not None:
+        if params["spec"] is not None or params["images"] is not None or params["rollback"]:
+            raise DcmError("workers resizes the recorded spec with its recorded images: drop spec, images and rollback")
+        reservation = store.scale(params["name"], params["workers"], deployed_by=params["deployed_by"],
+                                  attempts=params["attempts"], check_mode=m.check_mode, keep=params["keep"],
+                                  strategy=params["strategy"])
+        _reserved(m, reservation)
+        before = list(((reservation.previous or {}).get("placement") or {}).get("workers") or [])
+        after = list(reservation.record["placement"]["workers"])
+        result["scaled"] = {
+            "from_workers": len(before), "to_workers": len(after),
+            "from_generation": (reservation.previous or {}).get("generation"),
+            "added": {f"worker-{i}": host for i, host in enumerate(after, start=1) if i > len(before)},
+            "removed": [f"worker-{i}" for i in range(len(after) + 1, len(before) + 1)],
+        }
+        return
     if params["rollback"]:
         if params["spec"] is not None or params["images"] is not None:
             raise DcmError("rollback takes its spec and images from the generation it returns to: drop spec and images")
@@ -323,7 +361,7 @@ def _present(m: DcmModule) -> None:
             raise DcmError(f"name {params['name']!r} does not match the spec's name {spec['name']!r}")
         images, network = _images(params["images"]), params["network"]
     result["name"] = spec["name"]
-    reservation = store.reserve(
+    _reserved(m, store.reserve(
         spec,
         images=images,
         deployed_by=params["deployed_by"],
@@ -334,8 +372,14 @@ def _present(m: DcmModule) -> None:
         strategy=params["strategy"],
         origin="rollback" if target else params["origin"],
         rollback_of=target["generation"] if target else None,
-    )
+    ))
+
+
+def _reserved(m: DcmModule, reservation: Reservation) -> None:
+    """The module's result for a reservation made (or previewed, or found unchanged)."""
+    result = m.result
     record = public_record(reservation.record)
+    result["name"] = record["name"]
     result.update(
         changed=reservation.changed,
         record=record,
@@ -404,9 +448,11 @@ def main() -> None:
             "origin": {"type": "str", "choices": ["deploy", "refresh"], "default": "deploy"},
             "rollback": {"type": "bool", "default": False},
             "generation": {"type": "int"},
+            "workers": {"type": "int"},
             "purge": {"type": "bool", "default": False},
         },
         required_if=[("state", "absent", ("name",)), ("rollback", True, ("name",))],
+        required_by={"workers": ("name",)},
         supports_check_mode=True,
     ).run(apply)
 

@@ -10,6 +10,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.policy.scheduler impor
     Request,
     least_requested_rate,
     reschedule,
+    scale,
     schedule,
     worker_slots,
 )
@@ -209,3 +210,30 @@ def test_reschedule_that_does_not_fit_names_the_node_and_moves_nothing():
 def test_reschedule_rejects_a_node_the_placement_does_not_have():
     with pytest.raises(ScheduleError, match="no node named worker-9"):
         reschedule("x", reqs(), PLACED, ["worker-9"], [host("a", 4, 8 * G)])
+
+
+# -- resize: what stays stays, added workers pack by Eq. 3 ----------------------
+def test_scale_up_keeps_every_node_and_packs_the_added_workers_after_counting_them():
+    # kept: a master (1), b driver + worker-3 (2), c worker-1 + worker-2 (2); d is empty with 2 CPUs
+    hosts = [host("a", 4, 8 * G), host("b", 4, 8 * G), host("c", 4, 8 * G), host("d", 2, 8 * G)]
+    plan = scale("x", reqs(), PLACED, 6, hosts)
+    # Eq. 3 after the kept nodes: a 3 slots, b 2, c 2, d 2 -> a takes worker-4..6
+    assert plan.placement == {"master": "a", "driver": "b", "workers": ["c", "c", "b", "a", "a", "a"]}
+    assert scores(plan)["a"]["placed"] == ["worker-4", "worker-5", "worker-6"]
+
+
+def test_scale_down_drops_the_highest_numbered_workers_and_places_nothing():
+    plan = scale("x", reqs(), PLACED, 1, [host("a", 4, 8 * G), host("b", 4, 8 * G), host("c", 4, 8 * G)])
+    assert plan.placement == {"master": "a", "driver": "b", "workers": ["c"]}
+    assert all(not h["placed"] for h in plan.to_dict()["hosts"])
+
+
+def test_scale_that_does_not_fit_names_the_first_added_worker_and_how_many_fit():
+    hosts = [host("a", 2, 8 * G), host("b", 2, 8 * G), host("c", 2, 8 * G)]
+    with pytest.raises(ScheduleError) as caught:
+        scale("x", reqs(), PLACED, 5, hosts)  # a has 1 CPU left, b and c none: worker-4 fits, worker-5 not
+    assert caught.value.node == "worker-5"
+    assert "worker-5" in str(caught.value) and "1 of the 2 workers to add fit" in str(caught.value)
+    assert caught.value.plan
+    with pytest.raises(ScheduleError, match="worker count must be >= 1"):
+        scale("x", reqs(), PLACED, 0, hosts)

@@ -609,6 +609,40 @@ def test_status_json_agrees_with_etcd_and_the_hosts_containers(pool, deployed, t
     assert re.search(r"^\s*HOST\s+ADDRESS\s+STATE\s+CPU-REQ", status.stdout, re.M), status.stdout[-3000:]
 
 
+def test_scale_follows_the_worker_count_without_a_build_and_keeps_master_and_driver(pool, deployed):
+    """video-synopsis 2 -> 3 -> 1 workers (it is undeployed next), then a count beyond the pool.
+
+    The pool has 2.5 CPUs left beside face and video-synopsis, in halves over three hosts: one more
+    worker of 1 CPU always fits, two may not."""
+    before = pool.cluster(VIDEO)
+    kept = {node: pool.inspect(before["placement"][node], f"spark-{node}-{VIDEO}")["Id"] for node in ("master", "driver")}
+
+    def workers_running() -> int:
+        return sum(1 for host in pool.names for _id in pool.hosts[host].check_output(
+            f"docker ps -q --filter label=org.dcspark.cluster={VIDEO} --filter label=org.dcspark.role=worker "
+            "--filter status=running").split())
+
+    for count in (3, 1):
+        run = playbook(pool.inventory, "scale_cluster.yml", "-e", f"cluster={VIDEO}", "-e", f"workers={count}")
+        assert run.returncode == 0, run.stdout[-4000:]
+        # the wait counted the workers ALIVE on the cluster's Spark master
+        assert re.search(rf"{VIDEO}: \d+/\d+ nodes running, {count}/{count} workers ALIVE", run.stdout), run.stdout[-4000:]
+        assert "Build" not in run.stdout and "docker_image" not in run.stdout  # nothing built
+        record = pool.cluster(VIDEO)
+        assert record["spec"]["worker"]["count"] == count and len(record["placement"]["workers"]) == count
+        assert record["images"] == before["images"]
+        assert {node: record["placement"][node] for node in kept} == {node: before["placement"][node] for node in kept}
+        assert {node: pool.inspect(record["placement"][node], f"spark-{node}-{VIDEO}")["Id"] for node in kept} == kept
+        assert workers_running() == count
+    assert "removed worker-2, worker-3" in " ".join(run.stdout.split()), run.stdout[-4000:]
+
+    state = pool.state()
+    refused = playbook(pool.inventory, "scale_cluster.yml", "-e", f"cluster={VIDEO}", "-e", "workers=500")
+    said = " ".join(refused.stdout.split())
+    assert refused.returncode != 0 and "fits on no host" in said and "workers to add fit" in said, said[-3000:]
+    assert pool.state() == state and pool.cluster(VIDEO) == record
+
+
 def test_undeploy_leaves_nothing_behind(pool, deployed):
     run = playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={VIDEO}", timeout=900)
     assert run.returncode == 0, run.stdout[-4000:]

@@ -15,7 +15,7 @@ from ..core.naming import container_name, placed_nodes
 from ..core.units import parse_cpus, parse_memory
 from ..spec.model import canonical_json, node_requests, spec_hash
 from .rollout import node_views
-from .scheduler import Host, Plan, Request, schedule
+from .scheduler import Host, Plan, Request, scale, schedule
 
 
 def cluster_usage(record: dict) -> dict:
@@ -105,6 +105,11 @@ def what_if_hosts(entries: Iterable[dict]) -> list:
 
 def plan_cluster(spec: dict, hosts: list) -> Plan:
     return schedule(spec["name"], requests_of(spec), spec["worker"]["count"], hosts)
+
+
+def plan_scale(spec: dict, placement: dict, hosts: list) -> Plan:
+    """``spec``'s worker count, from ``placement``: what stays stays, added workers are scheduled."""
+    return scale(spec["name"], requests_of(spec), placement, spec["worker"]["count"], hosts)
 
 
 NETWORK_DRIVERS = ("overlay", "bridge", "flannel")

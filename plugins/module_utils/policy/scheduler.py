@@ -272,7 +272,8 @@ def _place_one(state: _State, role: str, request: Request) -> int:
     return best_index
 
 
-def _place_workers(state: _State, count: int, request: Request, names: Sequence[str] | None = None) -> list:
+def _place_workers(state: _State, count: int, request: Request, names: Sequence[str] | None = None,
+                   purpose: str = "to move") -> list:
     slots = []
     scores, used_cpus, used_memory, holds = state.scores, state.used_cpus, state.used_memory, state.holds_cluster
     for index in state.candidates:
@@ -299,7 +300,7 @@ def _place_workers(state: _State, count: int, request: Request, names: Sequence[
         if names:
             raise ScheduleError(
                 f"cluster {state.cluster}: {names[fitted]} ({request.describe()}) fits on no host; "
-                f"{fitted} of the {count} workers to move fit, and {state.best_left(request)}",
+                f"{fitted} of the {count} workers {purpose} fit, and {state.best_left(request)}",
                 node=names[fitted],
             )
         raise ScheduleError(
@@ -367,6 +368,33 @@ def reschedule(cluster: str, requests: dict, placement: dict, moving: Iterable[s
         raise
     return Plan(cluster, new["master"], new["driver"], [new[f"worker-{i}"] for i in range(1, len(workers) + 1)],
                 state.scores)
+
+
+def scale(cluster: str, requests: dict, placement: dict, count: int, hosts: Iterable[Host]) -> Plan:
+    """Grow or shrink the placed ``cluster`` to ``count`` workers; nothing that stays moves.
+
+    The master, the driver and workers 1..min(current, ``count``) keep their hosts and are counted
+    there first; the workers added are placed by the packing score, like any worker; the workers
+    removed are the highest-numbered. ``hosts`` must not count this cluster's own nodes
+    (``pool_hosts(exclude_cluster=...)``). Raises :class:`ScheduleError` naming the first added
+    worker that fits nowhere (nothing is half-placed).
+    """
+    if count < 1:
+        raise ScheduleError(f"cluster {cluster}: worker count must be >= 1, got {count}", node="worker")
+    workers = list(placement.get("workers") or [])
+    kept = workers[:count]
+    state = _State(cluster, list(hosts))
+    staying = [("master", placement.get("master")), ("driver", placement.get("driver"))]
+    staying += [("worker", host) for host in kept]
+    for role, host in staying:
+        state.hold(state.index_of(str(host)), requests[role])
+    added = [f"worker-{index}" for index in range(len(kept) + 1, count + 1)]
+    try:
+        hosts_of = _place_workers(state, len(added), requests["worker"], names=added, purpose="to add") if added else []
+    except ScheduleError as exc:
+        exc.plan = [score.to_dict() for score in state.scores]
+        raise
+    return Plan(cluster, str(placement.get("master")), str(placement.get("driver")), kept + hosts_of, state.scores)
 
 
 def _role(node: str) -> str:

@@ -312,6 +312,17 @@ def normalize_spec(raw: Any, source: str | None = None) -> dict:
     return spec
 
 
+def scaled_spec(spec: dict, workers: Any) -> dict:
+    """A copy of the normalized ``spec`` with ``workers`` workers, checked by the schema's rule for
+    ``worker.count``; raises :class:`SpecError`."""
+    problems = validate_schema(workers, SCHEMA["properties"]["worker"]["properties"]["count"], "worker.count")
+    if problems:
+        raise SpecError(problems)
+    scaled = copy.deepcopy(spec)
+    scaled["worker"]["count"] = workers
+    return scaled
+
+
 def check_job_conf(spec: dict, conf: Any) -> dict:
     """The Spark settings of one job submitted to the cluster of ``spec``, checked by the very rules of the
     spec's ``spark_conf`` (nothing DCM manages, sizes within the nodes) as if they were added to it.

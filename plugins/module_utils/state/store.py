@@ -27,11 +27,11 @@ import time
 from dataclasses import dataclass, field
 
 from ..core.errors import CorruptRecord, ReservationConflict, StoreError
-from ..policy.placement import (SECRET_FIELDS, Snapshot, cluster_record, plan_cluster, prune_entry, record_unchanged,
-                                split_secrets, with_secrets)
+from ..policy.placement import (SECRET_FIELDS, Snapshot, cluster_record, plan_cluster, plan_scale, prune_entry,
+                                record_unchanged, split_secrets, with_secrets)
 from ..policy.rollout import DEFAULT_KEEP, STRATEGIES, history_entry, node_views, rolling_possible, start_rollout
 from ..policy.scheduler import Plan
-from ..spec.model import canonical_json, spec_hash
+from ..spec.model import canonical_json, scaled_spec, spec_hash
 from . import keys
 from .etcd import (EtcdClient, cmp_absent, cmp_mod_revision, cmp_mod_revision_below, cmp_value,
                    op_delete, op_put)
@@ -216,7 +216,40 @@ class DcmStore:
         :class:`ScheduleError` when the cluster does not fit (nothing written),
         :class:`ReservationConflict` after ``attempts`` lost races.
         """
-        name = spec["name"]
+        def place(_spec: dict, previous: dict | None, pool: list) -> tuple:
+            if previous and previous.get("spec_hash") == spec_hash(spec):
+                return None, previous["placement"]  # same spec, new images: resources stay where they are
+            plan = plan_cluster(spec, pool)
+            return plan, plan.placement
+
+        return self._reserve(spec["name"], lambda previous: (spec, images, network), place, deployed_by=deployed_by,
+                             attempts=attempts, check_mode=check_mode, keep=keep, strategy=strategy, origin=origin,
+                             rollback_of=rollback_of)
+
+    def scale(self, name: str, workers: int, deployed_by: str | None = None, attempts: int = 20,
+              check_mode: bool = False, keep: int = DEFAULT_KEEP, strategy: str = "rolling") -> Reservation:
+        """A new generation of the deployed cluster ``name`` with ``workers`` workers: the same images,
+        network and settings, and every node that stays on its host (:func:`~..policy.scheduler.scale`).
+
+        Re-read at each attempt, so a deploy that lands meanwhile is scaled, never undone. Raises
+        :class:`StoreError` when the cluster has no record, :class:`SpecError` for a count the spec's rule
+        refuses, :class:`ScheduleError` when the added workers do not fit (nothing written)."""
+        def target(previous: dict | None) -> tuple:
+            if previous is None:
+                raise StoreError(f"cluster {name} has no record in etcd: deploy it first with deploy_cluster.yml")
+            return scaled_spec(previous["spec"], workers), previous.get("images"), previous.get("network")
+
+        def place(spec: dict, previous: dict, pool: list) -> tuple:
+            plan = plan_scale(spec, previous["placement"], pool)
+            return plan, plan.placement
+
+        return self._reserve(name, target, place, deployed_by=deployed_by, attempts=attempts, check_mode=check_mode,
+                             keep=keep, strategy=strategy, origin="scale")
+
+    def _reserve(self, name: str, target, place, deployed_by: str | None, attempts: int, check_mode: bool,
+                 keep: int, strategy: str, origin: str, rollback_of: int | None = None) -> Reservation:
+        """The reservation loop: ``target(previous)`` gives ``(spec, images, network)``, ``place(spec,
+        previous, pool)`` gives ``(plan or None, placement)``; both see the record as read at one revision."""
         if keep < 1:
             raise StoreError(f"keep must be at least 1 generation, got {keep}")
         if strategy not in STRATEGIES:
@@ -226,15 +259,10 @@ class DcmStore:
             previous = snap.clusters.get(name)
             if previous is not None:  # a new generation keeps the cluster's secret and token
                 previous = with_secrets(previous, self.held_secrets(name).get("secrets") or {})
+            spec, images, network = target(previous)
             if record_unchanged(previous, spec, images, network):
                 return Reservation(record=previous, changed=False, attempts=attempt, previous=previous)
-            if previous and previous.get("spec_hash") == spec_hash(spec):
-                # Same spec, new images: the same resources stay where they are reserved.
-                plan = None
-                placement = previous["placement"]
-            else:
-                plan = plan_cluster(spec, snap.pool(exclude_cluster=name))
-                placement = plan.placement
+            plan, placement = place(spec, previous, snap.pool(exclude_cluster=name))
             now = time.time()
             record = cluster_record(spec, placement, images, previous, deployed_by, now, network)
             history = self.history(name, revision=snap.revision)
