@@ -52,7 +52,7 @@ MALFORMED = [
     ("count-missing", with_change("worker/count", DELETE), "worker.count: is required"),
     ("count-fraction", with_change("worker/count", 1.5), "worker.count: must be an integer, got a number 1.5"),
     ("worker-missing", {"name": "face", "runtime": {"spark_version": "4.0.1"}}, "worker: is required"),
-    ("unknown-top", dict(MINIMAL, gpus=1), "gpus: unknown key (allowed here: name, runtime, master, driver, worker, spark_conf, jupyter, app)"),
+    ("unknown-top", dict(MINIMAL, gpus=1), "gpus: unknown key (allowed here: name, runtime, master, driver, worker, spark_conf, jupyter, volumes, app)"),
     ("unknown-nested", with_change("worker/gpus", 1), "worker.gpus: unknown key (allowed here: cpus, memory, count)"),
     ("name-upper", with_change("name", "Face"),
      "name: must be a DNS label: lowercase letters, digits and '-', starting with a letter and not ending with '-', got \"Face\""),
@@ -234,3 +234,38 @@ def test_problem_messages_never_leak_python_reprs():
             normalize_spec(spec)
         except SpecError as exc:
             assert not re.search(r"<class |Traceback|object at 0x", str(exc))
+
+
+# -- volumes ---------------------------------------------------------------------
+def volumes_spec(*volumes: dict) -> dict:
+    return dict(copy.deepcopy(MINIMAL), volumes=list(volumes))
+
+
+def test_volumes_are_optional_and_filled_with_their_defaults():
+    assert "volumes" not in normalize_spec(MINIMAL)  # absent stays absent: no spec's hash changes
+    spec = normalize_spec(volumes_spec({"name": "data", "path": "/data/in"},
+                                       {"name": "notes", "path": "/opt/dcspark/notebooks", "nodes": ["driver"]}))
+    assert spec["volumes"] == [
+        {"name": "data", "path": "/data/in", "nodes": ["driver", "worker"], "read_only": False},
+        {"name": "notes", "path": "/opt/dcspark/notebooks", "nodes": ["driver"], "read_only": False}]
+
+
+@pytest.mark.parametrize(("volumes", "expected"), [
+    ([{"name": "Data", "path": "/data"}], "volumes[0].name: must be a DNS label of at most 24 characters"),
+    ([{"name": "data", "path": "/usr/local/bin"}], "volumes[0].path: must be /data, /mnt or /srv or a folder below them"),
+    ([{"name": "data", "path": "/opt/dcspark/conf"}], "volumes[0].path: must be /data, /mnt or /srv"),
+    ([{"name": "data", "path": "/data/../etc"}], "volumes[0].path: must not have '.' or '..' parts"),
+    ([{"name": "data", "path": "data"}], "volumes[0].path: must be /data, /mnt or /srv"),
+    ([{"name": "a", "path": "/data"}, {"name": "a", "path": "/srv"}], "volumes[1].name: \"a\" is also the name of volumes[0]"),
+    ([{"name": "a", "path": "/data"}, {"name": "b", "path": "/data/x"}], "volumes[1].path: \"/data/x\" overlaps volumes[0].path"),
+    ([{"name": "a", "path": "/data", "nodes": ["master"]}], "volumes[0].nodes[0]: must be one of \"driver\", \"worker\""),
+    ([{"name": "a", "path": "/data", "nodes": []}], "volumes[0].nodes: must have at least 1 items"),
+    ([{"name": "a", "path": "/opt/dcspark/notebooks"}], "volumes[0].nodes: /opt/dcspark/notebooks is the driver's Jupyter folder"),
+    ([{"name": f"v{i}", "path": f"/data/{i}"} for i in range(17)], "volumes: must have at most 16 items, got 17"),
+    ([], "volumes: must have at least 1 items"),
+    ([{"name": "a", "path": "/data", "size": "1g"}], "volumes[0].size: unknown key (allowed here: name, path, nodes, read_only)"),
+])
+def test_a_bad_volume_is_refused_naming_the_field_and_the_rule(volumes, expected):
+    with pytest.raises(SpecError) as info:
+        normalize_spec(volumes_spec(*volumes))
+    assert any(p.startswith(expected) for p in info.value.problems), f"expected {expected!r} in {info.value.problems}"

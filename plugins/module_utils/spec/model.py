@@ -153,6 +153,8 @@ def validate_schema(value: Any, schema: dict, path: str = "") -> list[str]:
     if isinstance(value, list):
         if "minItems" in schema and len(value) < schema["minItems"]:
             problems.append(f"{_where(path)}: must have at least {schema['minItems']} items")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            problems.append(f"{_where(path)}: must have at most {schema['maxItems']} items, got {len(value)}")
         if schema.get("uniqueItems"):
             seen: list[Any] = []
             for index, item in enumerate(value):
@@ -239,6 +241,8 @@ def _semantic_problems(spec: dict) -> list[str]:
         except UnitError as exc:
             problems.append(f"{role}.cpus: {exc}")
 
+    problems.extend(_volume_problems(spec.get("volumes") or []))
+
     conf = spec["spark_conf"]
     for key in conf:
         why = MANAGED_SPARK_CONF.get(key) or next(
@@ -292,6 +296,30 @@ def _semantic_problems(spec: dict) -> list[str]:
         problems.append("app: needs runtime.app_dir, the folder holding app.main")
     if spec["app"] is not None and spec["app"]["main"].endswith(".jar") and "class" not in spec["app"]:
         problems.append("app.class: is required when app.main is a .jar")
+    return problems
+
+
+def _volume_problems(volumes: list) -> list[str]:
+    """Volumes' names and paths are unique, no path holds another's, no path has '.' or '..' parts."""
+    problems: list[str] = []
+    names: dict = {}
+    paths: dict = {}
+    for index, volume in enumerate(volumes):
+        where = join_path("volumes", index)
+        name, path = volume["name"], volume["path"].rstrip("/")
+        if name in names:
+            problems.append(f"{where}.name: {_show(name)} is also the name of volumes[{names[name]}]")
+        names.setdefault(name, index)
+        if any(part in (".", "..") for part in path.split("/")):
+            problems.append(f"{where}.path: must not have '.' or '..' parts, got {_show(volume['path'])}")
+        for other, other_index in paths.items():
+            if path == other or path.startswith(other + "/") or other.startswith(path + "/"):
+                problems.append(f"{where}.path: {_show(volume['path'])} overlaps volumes[{other_index}].path "
+                                f"{_show(other)}; give each volume a folder of its own")
+        paths.setdefault(path, index)
+        if path == "/opt/dcspark/notebooks" and volume["nodes"] != ["driver"]:
+            problems.append(f"{where}.nodes: /opt/dcspark/notebooks is the driver's Jupyter folder; mount it on "
+                            "[\"driver\"] only")
     return problems
 
 

@@ -16,6 +16,10 @@ SCHEMA_ID = "urn:dcspark:cluster-spec:v1"
 # Room for the derived container names (spark-worker-<name>-<index>) in a 63-character hostname.
 NAME_MAX_LENGTH = 40
 
+# Volumes mount only where nothing of the image lives (not over its programs, DCM's files or Spark).
+MAX_VOLUMES = 16
+VOLUME_PATH_PATTERN = "^(/(data|mnt|srv)(/[A-Za-z0-9._-]+)*|/opt/dcspark/notebooks)$"
+
 DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
 DEFAULT_JAVA_PACKAGE = "openjdk-17-jre-headless"
 
@@ -189,6 +193,45 @@ SCHEMA: dict = {
                     "description": "Host address the server is published on (an ephemeral port): 127.0.0.1, reached "
                     "through an SSH tunnel to the driver's host (the default); an address of that host; 0.0.0.0 for "
                     "every address; or none.",
+                },
+            },
+        },
+        "volumes": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_VOLUMES,
+            "description": "Named volumes of the cluster, kept across redeploys, rollbacks and undeploys (until an "
+            "undeploy with purge): one Docker volume per host and volume, dcm-<cluster>-<name>, mounted into the nodes "
+            "it names. A volume lives on its host: a node that mounts one stays on its host across deploys, unless that "
+            "host leaves the pool (the data stays there); QFS is the shared option.",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "path"],
+                "properties": {
+                    "name": {
+                        "type": "string",
+                        "pattern": "^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?$",
+                        "x-rule": "must be a DNS label of at most 24 characters (lowercase letters, digits, '-')",
+                        "description": "The volume's name within the cluster.",
+                    },
+                    "path": {
+                        "type": "string",
+                        "pattern": VOLUME_PATH_PATTERN,
+                        "x-rule": "must be /data, /mnt or /srv or a folder below them (letters, digits, '.', '_', "
+                        "'-'), or /opt/dcspark/notebooks (the driver's Jupyter folder)",
+                        "description": "Where the nodes see it.",
+                    },
+                    "nodes": {
+                        "type": "array",
+                        "minItems": 1,
+                        "uniqueItems": True,
+                        "items": {"enum": ["driver", "worker"]},
+                        "default": ["driver", "worker"],
+                        "description": "The roles that mount it: the driver, the workers, or both (each worker on a "
+                        "host shares that host's copy).",
+                    },
+                    "read_only": {"type": "boolean", "default": False, "description": "Mounted read-only."},
                 },
             },
         },
