@@ -54,8 +54,9 @@ def _is_static(path: str) -> bool:
     return True
 
 
-def busybox_tar() -> bytes:
-    """A root filesystem with a static busybox and the applet links the tests run."""
+def busybox_tar(owned_dirs: dict | None = None) -> bytes:
+    """A root filesystem with a static busybox and the applet links the tests run, and ``owned_dirs``
+    (``{path: uid}``, folders owned by that uid and group)."""
     if not os.path.isfile(BUSYBOX) or not _is_static(BUSYBOX):
         pytest.fail(f"{BUSYBOX} is missing or not statically linked: {BUSYBOX_HINT}", pytrace=False)
     buffer = io.BytesIO()
@@ -66,6 +67,10 @@ def busybox_tar() -> bytes:
             link.type = tarfile.SYMTYPE
             link.linkname = "busybox"
             tar.addfile(link)
+        for path, uid in (owned_dirs or {}).items():
+            folder = tarfile.TarInfo(path)
+            folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o750, uid, uid
+            tar.addfile(folder)
     return buffer.getvalue()
 
 

@@ -23,11 +23,12 @@ from docker_fixtures import TEST_RUN, busybox_tar, cleanup, engine
 MIB = 1 << 20
 
 
-def import_node_image(api, run_id: str, user: str | None) -> str:
+def import_node_image(api, run_id: str, user: str | None, owned_dirs: dict | None = None) -> str:
     changes = [f"LABEL {TEST_RUN}={run_id}", 'CMD ["/bin/sleep", "3600"]']
     if user:
         changes.append(f"USER {user}")
-    answer = api.import_image_from_data(busybox_tar(), repository="dcspark-test/node", tag=f"{run_id}-{'user' if user else 'root'}",
+    tag = f"{run_id}-{'user' if user else 'root'}{'-dirs' if owned_dirs else ''}"
+    answer = api.import_image_from_data(busybox_tar(owned_dirs), repository="dcspark-test/node", tag=tag,
                                         changes=changes)
     return json.loads(answer.strip().splitlines()[-1])["status"]
 
@@ -169,3 +170,53 @@ def test_a_new_secret_recreates_the_nodes_with_the_new_file(lab):
     assert sorted(after) == sorted(before) and all(after[n].id != before[n] for n in before)
     master = after[f"spark-master-cvt-{lab['run']}"]
     assert master.exec_run(["cat", "/run/dcspark/auth"]).output.decode() == "r" * 64
+
+
+def test_a_volume_keeps_what_a_node_wrote_across_containers_and_an_undeploy(lab, tmp_path):
+    """The spec's volume: made with DCSpark's labels at the first mount, owned by the container user (the
+    image's folder), mounted only into the roles it names, kept when its containers are replaced or removed."""
+    image = import_node_image(lab["api"], lab["run"], "185:185", owned_dirs={"data": 185})
+    name = f"cvt-{lab['run']}"
+    volume = f"dcm-{name}-data"
+
+    def with_volume(worker_memory: str) -> dict:
+        rec = record(lab, worker_memory=worker_memory, image=image, count=1)
+        rec["spec"]["volumes"] = [{"name": "data", "path": "/data", "nodes": ["worker"], "read_only": False}]
+        return rec
+
+    nodes = converge.DockerNodes(lab["client"], last_used_file=str(tmp_path / "last-used.json"))
+    try:
+        converge_once(lab, [with_volume("512m")], nodes)
+        assert not nodes.errors, nodes.errors
+        found = containers_of(lab)
+        worker = found[f"spark-worker-{name}-1"]
+        mounts = [(m["Type"], m.get("Name"), m["Destination"], m["RW"]) for m in worker.attrs["Mounts"]]
+        assert mounts == [("volume", volume, "/data", True)]
+        assert not found[f"spark-driver-{name}"].attrs["Mounts"]  # the spec names the workers only
+        made = lab["client"].volumes.get(volume).attrs["Labels"]
+        assert made == {labels.MANAGED: "true", labels.CLUSTER: name, labels.VOLUME: volume}
+        wrote = worker.exec_run(["sh", "-c", "echo kept > /data/probe"])  # as 185: the volume took /data's owner
+        assert wrote.exit_code == 0, wrote.output
+
+        converge_once(lab, [with_volume("640m")], nodes)  # a new container for the worker
+        again = containers_of(lab)[f"spark-worker-{name}-1"]
+        assert again.id != worker.id and not nodes.errors, nodes.errors
+        assert again.exec_run(["cat", "/data/probe"]).output.decode().strip() == "kept"
+
+        converge_once(lab, [], nodes)  # undeployed: the containers go, the volume stays
+        assert not containers_of(lab)
+        assert lab["client"].volumes.get(volume).attrs["Labels"][labels.CLUSTER] == name
+
+        # a volume of that name which is not the cluster's is never mounted
+        lab["client"].volumes.get(volume).remove()
+        lab["client"].volumes.create(name=volume, labels={TEST_RUN: lab["run"]})
+        converge_once(lab, [with_volume("512m")], nodes)
+        assert f"spark-worker-{name}-1" not in containers_of(lab)
+        assert any(f"volume {volume} on this host is not cluster {name}'s" in str(error)
+                   for error in nodes.errors.values()), nodes.errors
+    finally:
+        for container in containers_of(lab).values():
+            container.remove(force=True)
+        for found in lab["client"].volumes.list(filters={"name": volume}):
+            if found.name == volume:
+                found.remove(force=True)

@@ -79,6 +79,20 @@ def test_the_configuration_hash_changes_with_what_the_container_is_made_of():
     assert bigger["spark-worker-face-1"].config_hash != before.config_hash
 
 
+def test_volumes_mount_into_the_roles_they_name_and_change_the_configuration():
+    plain = converge.desired_nodes([record()], "h1")
+    volumes = [{"name": "data", "path": "/data", "nodes": ["driver", "worker"]},
+               {"name": "models", "path": "/srv/models", "nodes": ["worker"], "read_only": True}]
+    mounted = converge.desired_nodes([record(volumes=volumes)], "h1") | converge.desired_nodes(
+        [record(volumes=volumes)], "h2")
+    assert mounted["spark-worker-face-1"].volumes == (("dcm-face-data", "/data", False),
+                                                       ("dcm-face-models", "/srv/models", True))
+    assert mounted["spark-driver-face"].volumes == (("dcm-face-data", "/data", False),)
+    assert mounted["spark-master-face"].volumes == ()
+    assert mounted["spark-master-face"].config_hash == plain["spark-master-face"].config_hash  # untouched
+    assert mounted["spark-worker-face-1"].config_hash != plain["spark-worker-face-1"].config_hash
+
+
 def observed(node, state="running", config=None):
     node_labels = node.labels()
     if config is not None:

@@ -16,6 +16,11 @@ def container_name(cluster: str, node: str) -> str:
     return f"spark-{role}-{cluster}" + (f"-{index}" if index else "")
 
 
+def volume_name(cluster: str, volume: str) -> str:
+    """The Docker volume of a cluster's volume on each host that mounts it: ``dcm-face-data``."""
+    return f"dcm-{cluster}-{volume}"
+
+
 def master_url(cluster: str) -> str:
     """The Spark master URL every node of ``cluster`` uses: ``spark://spark-master-face:7077``."""
     return f"spark://{container_name(cluster, 'master')}:{MASTER_PORT}"

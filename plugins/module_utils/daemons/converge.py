@@ -100,6 +100,7 @@ class NodeSpec:
     publish_ui: bool = False
     jupyter: tuple = ()  # the driver's Jupyter server: (container port, host address or "none")
     secrets: tuple = field(default=(), repr=False)  # sorted (file name, value) pairs under SECRETS_DIR
+    volumes: tuple = ()  # (Docker volume, path in the container, read-only) of the spec's volumes it mounts
 
     @property
     def config_hash(self) -> str:
@@ -107,6 +108,8 @@ class NodeSpec:
         data = [self.image, self.cpus, self.memory, self.network, self.env, self.publish_ui, self.name]
         if self.jupyter:
             data.append(list(self.jupyter))
+        if self.volumes:
+            data.append([list(volume) for volume in self.volumes])
         if self.secrets:  # a new secret means a new container; the label keeps only a hash of a hash
             data.append(hashlib.sha256(json.dumps(list(self.secrets)).encode("utf-8")).hexdigest())
         data = json.dumps(data, sort_keys=True)
@@ -177,6 +180,12 @@ def node_env(record: dict, role: str, cpus: int, memory: int) -> dict:
     return env
 
 
+def node_volumes(cluster: str, spec: dict, role: str) -> tuple:
+    """``(Docker volume, path, read-only)`` of each of the spec's volumes a node of ``role`` mounts."""
+    return tuple((naming.volume_name(cluster, volume["name"]), volume["path"], bool(volume.get("read_only")))
+                 for volume in spec.get("volumes") or () if role in (volume.get("nodes") or ("driver", "worker")))
+
+
 def desired_nodes(records: Iterable[dict], host: str) -> dict:
     """``{container name: NodeSpec}`` of every node that running clusters place on ``host``."""
     wanted = {}
@@ -215,6 +224,7 @@ def desired_nodes(records: Iterable[dict], host: str) -> dict:
                 jupyter=((int(spec["jupyter"]["port"]), str(spec["jupyter"]["publish"]))
                          if role == "driver" and "jupyter" in spec else ()),
                 secrets=tuple(sorted(node_secrets(view, role).items())),
+                volumes=node_volumes(record["name"], spec, role),
             )
             wanted[spec_node.name] = spec_node
     return wanted
@@ -358,6 +368,9 @@ class DockerNodes:
             if not os.path.isfile(hosts):
                 raise NodeError(f"{hosts} is missing: the agent writes it before it creates the cluster's containers")
             kwargs["volumes"] = {hosts: {"bind": flannel.HOSTS_MOUNT, "mode": "ro"}}
+        for volume, path, read_only in node.volumes:
+            self._volume(node.cluster, volume)
+            kwargs.setdefault("volumes", {})[volume] = {"bind": path, "mode": "ro" if read_only else "rw"}
         self._say("creating %s (%s, %s CPUs, %s)", node.name, node.image, node.cpus / 1000, format_memory(node.memory))
         container = self.client.containers.create(image.id, **kwargs)
         try:
@@ -368,6 +381,22 @@ class DockerNodes:
             container.remove(force=True)
             raise
         self._used(image.id)
+
+    def _volume(self, cluster: str, volume: str) -> None:
+        """The cluster's Docker volume on this host, made with DCSpark's labels the first time a node mounts it
+        (kept when containers go: only an undeploy with purge removes it). An empty volume takes the image's
+        folder, owned by the container user, at its first mount."""
+        try:
+            found = self.client.volumes.get(volume)
+        except _docker_errors().NotFound:
+            self._say("creating volume %s", volume)
+            self.client.volumes.create(name=volume, driver="local", labels={
+                labels.MANAGED: "true", labels.CLUSTER: cluster, labels.VOLUME: volume})
+            return
+        owner = (found.attrs.get("Labels") or {}).get(labels.CLUSTER)
+        if owner != cluster:
+            raise NodeError(f"volume {volume} on this host is not cluster {cluster}'s (its label says "
+                            f"{owner or 'nothing'}): remove or rename it (docker volume rm {volume})")
 
     def _check_flannel(self) -> None:
         """Refuse when docker0 is not on the subnet flanneld leased this host (see :mod:`flannel`)."""
