@@ -12,6 +12,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.policy.scheduler impor
     reschedule,
     scale,
     schedule,
+    schedule_pinned,
     worker_slots,
 )
 
@@ -237,3 +238,45 @@ def test_scale_that_does_not_fit_names_the_first_added_worker_and_how_many_fit()
     assert caught.value.plan
     with pytest.raises(ScheduleError, match="worker count must be >= 1"):
         scale("x", reqs(), PLACED, 0, hosts)
+
+
+# -- volumes: nodes with host-local data stay with it ------------------------------
+def test_pinned_nodes_stay_on_their_hosts_and_the_rest_is_placed_around_them():
+    hosts = [host("a", 4, 8 * G), host("b", 4, 8 * G), host("c", 4, 8 * G)]
+    free = schedule("x", reqs(), 3, hosts)
+    pins = {"driver": "c", "worker-1": "c", "worker-2": "b"}
+    plan = schedule_pinned("x", reqs(), 3, hosts, pins)
+    assert plan.driver == "c" and plan.workers[:2] == ["c", "b"]
+    assert plan.placement != free.placement  # the pins changed the outcome
+    assert scores(plan)["c"]["placed"][:2] == ["driver", "worker-1"]
+
+
+def test_a_pinned_host_that_is_gone_frees_its_node():
+    hosts = [host("a", 4, 8 * G), host("b", 4, 8 * G), host("c", 4, 8 * G, live=False)]
+    plan = schedule_pinned("x", reqs(), 2, hosts, {"driver": "c", "worker-1": "gone"})
+    assert plan.driver in ("a", "b") and "c" not in plan.workers
+
+
+def test_a_pinned_node_that_no_longer_fits_its_host_is_refused_naming_both():
+    hosts = [host("a", 4, 8 * G), host("b", 2, 8 * G, used_cpus=1.5)]
+    with pytest.raises(ScheduleError) as caught:
+        schedule_pinned("x", reqs(), 1, hosts, {"driver": "b"})
+    assert caught.value.node == "driver"
+    assert "driver (1 CPU" in str(caught.value) and "keeps its volumes on b" in str(caught.value)
+    assert "purge=true" in str(caught.value) and caught.value.plan
+
+
+def test_volume_pins_keep_the_roles_that_mount_a_volume_before_and_after():
+    from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import volume_pins
+
+    def spec(count, *roles_per_volume):
+        return {"worker": {"count": count},
+                "volumes": [{"name": f"v{i}", "path": f"/data/{i}", "nodes": list(roles)}
+                            for i, roles in enumerate(roles_per_volume)]}
+
+    previous = {"spec": spec(3, ["driver", "worker"]), "placement": PLACED}
+    assert volume_pins(previous, spec(2, ["worker"])) == {"worker-1": "c", "worker-2": "c"}
+    assert volume_pins(previous, spec(5, ["driver"], ["worker"])) == {
+        "driver": "b", "worker-1": "c", "worker-2": "c", "worker-3": "b"}
+    assert volume_pins({"spec": spec(3), "placement": PLACED}, spec(3, ["driver"])) == {}  # no data yet
+    assert volume_pins(None, spec(3, ["driver"])) == {}

@@ -15,7 +15,7 @@ from ..core.naming import container_name, placed_nodes
 from ..core.units import parse_cpus, parse_memory
 from ..spec.model import canonical_json, node_requests, spec_hash
 from .rollout import node_views
-from .scheduler import Host, Plan, Request, scale, schedule
+from .scheduler import Host, Plan, Request, scale, schedule, schedule_pinned
 
 
 def cluster_usage(record: dict) -> dict:
@@ -103,8 +103,32 @@ def what_if_hosts(entries: Iterable[dict]) -> list:
     return hosts
 
 
-def plan_cluster(spec: dict, hosts: list) -> Plan:
+def plan_cluster(spec: dict, hosts: list, pins: dict | None = None) -> Plan:
+    """``spec`` on ``hosts``; ``pins`` (:func:`volume_pins`) keeps nodes with data on their hosts."""
+    if pins:
+        return schedule_pinned(spec["name"], requests_of(spec), spec["worker"]["count"], hosts, pins)
     return schedule(spec["name"], requests_of(spec), spec["worker"]["count"], hosts)
+
+
+def _volume_roles(spec: dict) -> set:
+    return {role for volume in spec.get("volumes") or () for role in volume.get("nodes") or ("driver", "worker")}
+
+
+def volume_pins(previous: dict | None, spec: dict) -> dict:
+    """``{node: host}`` of the nodes a new generation of ``spec`` keeps where ``previous`` placed them: those
+    of a role that mounts a volume in both (host-local volumes do not follow a node; worker-i keeps
+    worker-i's host while the cluster has that many workers)."""
+    if not previous:
+        return {}
+    roles = _volume_roles(spec) & _volume_roles(previous.get("spec") or {})
+    placement = previous.get("placement") or {}
+    pins = {}
+    if "driver" in roles and placement.get("driver"):
+        pins["driver"] = placement["driver"]
+    if "worker" in roles:
+        workers = list(placement.get("workers") or [])[:spec["worker"]["count"]]
+        pins.update({f"worker-{i}": host for i, host in enumerate(workers, start=1) if host})
+    return pins
 
 
 def plan_scale(spec: dict, placement: dict, hosts: list) -> Plan:

@@ -335,6 +335,44 @@ def schedule(cluster: str, requests: dict, count: int, hosts: Iterable[Host]) ->
     return Plan(cluster, state.scores[master].name, state.scores[driver].name, workers, state.scores)
 
 
+def schedule_pinned(cluster: str, requests: dict, count: int, hosts: Iterable[Host], pins: dict) -> Plan:
+    """:func:`schedule`, with the nodes of ``pins`` (``{node: host}``) kept on their hosts: the nodes whose
+    data (a host-local volume) lives there. A pinned host that is gone (not in the pool, not live,
+    cordoned) frees its node, which is placed afresh; a pinned node that no longer fits on its host is
+    refused, naming the node, the host and what it has left (its data is not moved behind anyone's back).
+    """
+    if count < 1:
+        raise ScheduleError(f"cluster {cluster}: worker count must be >= 1, got {count}", node="worker")
+    state = _State(cluster, list(hosts))
+    placed: dict = {}
+    try:
+        for node, host in pins.items():
+            index = next((i for i in state.candidates if state.scores[i].name == host), None)
+            if index is None:
+                continue  # gone: its data stays there, the node starts afresh elsewhere
+            request = requests[_role(node)]
+            free_cpus, free_memory = state.free(index)
+            if request.cpus > free_cpus or request.memory > free_memory:
+                raise ScheduleError(
+                    f"cluster {cluster}: {node} ({request.describe()}) keeps its volumes on {host}, which has "
+                    f"{_free(max(free_cpus, 0), max(free_memory, 0))}; lower its request, free {host}, or "
+                    "undeploy the cluster with purge=true to start its volumes afresh", node=node)
+            state.place(index, node, request)
+            placed[node] = host
+        for role in ("master", "driver"):
+            if role not in placed:
+                placed[role] = state.scores[_place_one(state, role, requests[role])].name
+        names = [f"worker-{i}" for i in range(1, count + 1) if f"worker-{i}" not in placed]
+        if names:
+            placed.update(zip(names, _place_workers(state, len(names), requests["worker"], names=names,
+                                                    purpose="to place")))
+    except ScheduleError as exc:
+        exc.plan = [score.to_dict() for score in state.scores]
+        raise
+    return Plan(cluster, placed["master"], placed["driver"], [placed[f"worker-{i}"] for i in range(1, count + 1)],
+                state.scores)
+
+
 def reschedule(cluster: str, requests: dict, placement: dict, moving: Iterable[str], hosts: Iterable[Host]) -> Plan:
     """Move the nodes named in ``moving`` (``master``, ``driver``, ``worker-i``); the others stay.
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from ..core.errors import CorruptRecord, ReservationConflict, StoreError
 from ..policy.placement import (SECRET_FIELDS, Snapshot, cluster_record, plan_cluster, plan_scale, prune_entry,
-                                record_unchanged, split_secrets, with_secrets)
+                                record_unchanged, split_secrets, volume_pins, with_secrets)
 from ..policy.rollout import DEFAULT_KEEP, STRATEGIES, history_entry, node_views, rolling_possible, start_rollout
 from ..policy.scheduler import Plan
 from ..spec.model import canonical_json, scaled_spec, spec_hash
@@ -219,7 +219,7 @@ class DcmStore:
         def place(_spec: dict, previous: dict | None, pool: list) -> tuple:
             if previous and previous.get("spec_hash") == spec_hash(spec):
                 return None, previous["placement"]  # same spec, new images: resources stay where they are
-            plan = plan_cluster(spec, pool)
+            plan = plan_cluster(spec, pool, volume_pins(previous, spec))  # nodes with volumes stay with their data
             return plan, plan.placement
 
         return self._reserve(spec["name"], lambda previous: (spec, images, network), place, deployed_by=deployed_by,
