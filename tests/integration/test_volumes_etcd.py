@@ -53,3 +53,27 @@ def test_a_pinned_node_that_no_longer_fits_is_refused_and_nothing_changes(pool):
     assert refused.get("failed") is True
     assert f"driver (5 CPUs, 1g) keeps its volumes on {host}, which has 4 CPUs" in refused["msg"], refused["msg"]
     assert pool.dump() == snapshot
+
+
+def test_after_an_undeploy_the_next_deploy_finds_its_data_where_the_last_generation_left_it(pool):
+    first = deploy(pool, VOLUMES)["placement"]
+    register(DcmStore(pool.client), "h4", 8, 16)  # a bigger empty host: a fresh plan goes there
+    assert run_module("dcm_cluster", {"name": "face", "state": "absent", **pool.module_args()})["changed"] is True
+
+    def plan(volumes) -> dict:
+        spec = raw_spec("face", workers=3, worker_memory="2g")
+        if volumes:
+            spec["volumes"] = volumes
+        planned = run_module("dcm_cluster", {"spec": spec, "images": build("a"), **pool.module_args()}, check=True)
+        assert planned.get("failed") is not True, planned
+        return planned["placement"]
+
+    fresh = plan(None)  # no volume in the new spec: nothing is pinned
+    assert "h4" in [fresh["driver"], *fresh["workers"]] and fresh != first
+    # the retained generation says where the data is: the driver and the workers go back there
+    again = deploy(pool, VOLUMES, worker_memory="2g")["placement"]
+    assert (again["driver"], again["workers"]) == (first["driver"], first["workers"])
+    # purge drops the history, and with it what pinned them (the undeploy playbook removes the volumes)
+    purged = run_module("dcm_cluster", {"name": "face", "state": "absent", "purge": True, **pool.module_args()})
+    assert purged["changed"] is True
+    assert plan(VOLUMES) == fresh

@@ -216,10 +216,13 @@ class DcmStore:
         :class:`ScheduleError` when the cluster does not fit (nothing written),
         :class:`ReservationConflict` after ``attempts`` lost races.
         """
-        def place(_spec: dict, previous: dict | None, pool: list) -> tuple:
+        def place(_spec: dict, previous: dict | None, pool: list, history: dict) -> tuple:
             if previous and previous.get("spec_hash") == spec_hash(spec):
                 return None, previous["placement"]  # same spec, new images: resources stay where they are
-            plan = plan_cluster(spec, pool, volume_pins(previous, spec))  # nodes with volumes stay with their data
+            # nodes with volumes stay with their data: where the current generation placed them, or after an
+            # undeploy, the newest retained one
+            last = previous or (history[max(history)] if history else None)
+            plan = plan_cluster(spec, pool, volume_pins(last, spec))
             return plan, plan.placement
 
         return self._reserve(spec["name"], lambda previous: (spec, images, network), place, deployed_by=deployed_by,
@@ -239,7 +242,7 @@ class DcmStore:
                 raise StoreError(f"cluster {name} has no record in etcd: deploy it first with deploy_cluster.yml")
             return scaled_spec(previous["spec"], workers), previous.get("images"), previous.get("network")
 
-        def place(spec: dict, previous: dict, pool: list) -> tuple:
+        def place(spec: dict, previous: dict, pool: list, _history: dict) -> tuple:
             plan = plan_scale(spec, previous["placement"], pool)
             return plan, plan.placement
 
@@ -249,7 +252,7 @@ class DcmStore:
     def _reserve(self, name: str, target, place, deployed_by: str | None, attempts: int, check_mode: bool,
                  keep: int, strategy: str, origin: str, rollback_of: int | None = None) -> Reservation:
         """The reservation loop: ``target(previous)`` gives ``(spec, images, network)``, ``place(spec,
-        previous, pool)`` gives ``(plan or None, placement)``; both see the record as read at one revision."""
+        previous, pool, history)`` gives ``(plan or None, placement)``; all read at one revision."""
         if keep < 1:
             raise StoreError(f"keep must be at least 1 generation, got {keep}")
         if strategy not in STRATEGIES:
@@ -262,10 +265,10 @@ class DcmStore:
             spec, images, network = target(previous)
             if record_unchanged(previous, spec, images, network):
                 return Reservation(record=previous, changed=False, attempts=attempt, previous=previous)
-            plan, placement = place(spec, previous, snap.pool(exclude_cluster=name))
+            history = self.history(name, revision=snap.revision)
+            plan, placement = place(spec, previous, snap.pool(exclude_cluster=name), history)
             now = time.time()
             record = cluster_record(spec, placement, images, previous, deployed_by, now, network)
-            history = self.history(name, revision=snap.revision)
             # a cluster deployed again after an undeploy goes on from the generations it retained
             record["generation"] = max(record["generation"], max(history, default=0) + 1)
             rolling = ""
