@@ -64,6 +64,11 @@ def created(pool: Pool, record: dict) -> dict:
     return {node: pool.inspect(hosts[node], names[node])["Created"] for node in hosts}
 
 
+def probe(pool: Pool) -> str:
+    """What face's driver reads from its volume."""
+    return pool.hosts[STATE["driver_host"]].check_output("docker exec spark-driver-face cat /data/probe").strip()
+
+
 @pytest.fixture(scope="module")
 def spec_b(tmp_path_factory):
     """face.json with numpy 2.1.2 instead of 2.1.3 (and the application told to expect it)."""
@@ -95,6 +100,10 @@ def test_a_package_change_is_a_new_generation_rolled_out_workers_first_master_la
     assert STATE["a"] == 1
     STATE["a_images"] = pool.cluster(FACE)["images"]
     before = created(pool, pool.cluster(FACE))
+    # face's driver keeps /data on a volume (specs/face.json): what generation A writes there stays
+    STATE["driver_host"] = pool.cluster(FACE)["placement"]["driver"]
+    wrote = pool.hosts[STATE["driver_host"]].run("docker exec spark-driver-face sh -c 'echo from-generation-a > /data/probe'")
+    assert wrote.rc == 0, wrote.stderr
 
     run = playbook(pool.inventory, "deploy_cluster.yml", "-e", f"spec={spec_b}")
     ok(run, "deploy of generation B")
@@ -108,6 +117,8 @@ def test_a_package_change_is_a_new_generation_rolled_out_workers_first_master_la
     assert "rolling change from generation 1" in run.stdout, run.stdout[-4000:]
     after = created(pool, record)
     assert all(after[node] > before[node] for node in after), (before, after)  # every node was replaced
+    assert record["placement"]["driver"] == STATE["driver_host"]  # kept with its volume
+    assert probe(pool) == "from-generation-a"
     # workers two at a time (each step waits for the moved ones to run healthy), the driver, the master last
     assert max(after["worker-1"], after["worker-2"]) < after["worker-3"] < after["driver"] < after["master"], after
 
@@ -124,6 +135,7 @@ def test_a_rollback_returns_to_the_old_versions_with_the_same_name_and_endpoints
     history = pool.etcd_get("/dcm/generations/face/", prefix=True)
     assert sorted(entry["generation"] for entry in history.values()) == [1, 2, 3]
     assert history["/dcm/generations/face/0000000003"]["rollback_of"] == 1
+    assert record["placement"]["driver"] == STATE["driver_host"] and probe(pool) == "from-generation-a"
 
 
 def test_a_refresh_of_an_unchanged_spec_builds_new_digests(pool):
@@ -184,3 +196,15 @@ def test_every_retained_generation_still_deploys(pool, generation):
     wanted = STATE["refresh_images"] if generation == 4 else STATE["a_images"]
     assert record["images"] == wanted and "rollout" not in record
     assert "every node replaced at once" in run.stdout
+
+
+def test_an_undeploy_keeps_the_clusters_volume_and_purge_removes_it(pool):
+    host = pool.hosts[STATE["driver_host"]]
+    ok(playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={FACE}", timeout=900), "undeploy")
+    assert pool.cluster(FACE) is None and not pool.containers(STATE["driver_host"], FACE)
+    path = host.check_output("docker volume inspect -f '{{.Mountpoint}}' dcm-face-data")
+    assert host.check_output(f"cat {path}/probe").strip() == "from-generation-a"
+    ok(playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={FACE}", "-e", "purge=true", timeout=900),
+       "undeploy with purge")
+    for name in pool.names:
+        assert pool.hosts[name].run("docker volume inspect dcm-face-data").rc != 0, f"dcm-face-data left on {name}"
