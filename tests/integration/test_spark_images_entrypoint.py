@@ -185,7 +185,22 @@ def test_worker_offers_its_cores_and_memory(image):
     # --host: executors register under the container's name, the name QFS block locations are mapped to
     assert image.recorded() == ["spark-class", "org.apache.spark.deploy.worker.Worker", "--cores", "1",
                                 "--memory", "640m", "--host", "spark-node-face", "--webui-port", "8081", MASTER_URL]
-    assert image.settings()[-5:] == [("spark.master", MASTER_URL)] + SECURITY
+    assert image.settings() == [("spark.worker.cleanup.interval", "600"), ("spark.worker.cleanup.appDataTtl", "86400"),
+                                ("spark.executor.cores", "1"), ("spark.executor.memory", "512m"),
+                                ("spark.master", MASTER_URL)] + SECURITY + [("spark.worker.cleanup.enabled", "true")]
+
+
+def test_a_worker_cleans_finished_applications_up_and_the_spec_tunes_when_not_whether(image):
+    conf = {"spark.worker.cleanup.enabled": "false", "spark.worker.cleanup.appDataTtl": "3600"}
+    result = image.run("dcspark-node", "worker", **_cluster_env(DCSPARK_SPARK_CONF=json.dumps(conf)))
+    assert result.returncode == 0, result.stderr
+    assert "ignoring spark.worker.cleanup.enabled" in result.stderr
+    settings = image.settings()
+    # Spark reads the file in order, a later key winning: the spec's TTL over DCM's default, DCM's switch last
+    assert settings.index(("spark.worker.cleanup.appDataTtl", "3600")) > settings.index(
+        ("spark.worker.cleanup.appDataTtl", "86400"))
+    assert settings[-1] == ("spark.worker.cleanup.enabled", "true")
+    assert ("spark.worker.cleanup.enabled", "false") not in settings
 
 
 def test_a_worker_waits_until_its_master_answers(image):

@@ -39,6 +39,8 @@ MANAGED_SPARK_CONF = {
     "spark.network.crypto.enabled": "RPC encryption is always on",
     "spark.master.rest.enabled": "the REST submission server is always off",
     "spark.master": "DCM points applications at the cluster's own master",
+    "spark.worker.cleanup.enabled": "Spark's worker cleanup is always on, so finished applications' work dirs "
+    "do not fill the disk (tune spark.worker.cleanup.appDataTtl and .interval)",
 }
 
 # Families of Spark settings that hold a cluster's security: no spec or job sets any key in them.

@@ -1,9 +1,10 @@
 """Helper of dcspark-node and dcspark-submit (installed by dcspark.dcm.spark_images).
 
-    dcspark_conf.py write FILE [--secret] KEY=VALUE...
-        Write FILE (spark-defaults.conf) from the JSON object in $DCSPARK_SPARK_CONF (the spec's
-        spark_conf; absent or empty means none), then the KEY=VALUE settings in the order given
-        (a later key wins in Spark's properties file, so these cannot be overridden by the spec).
+    dcspark_conf.py write FILE [--secret] [KEY?=VALUE...] KEY=VALUE...
+        Write FILE (spark-defaults.conf): the KEY?=VALUE defaults, then the JSON object in
+        $DCSPARK_SPARK_CONF (the spec's spark_conf; absent or empty means none), then the
+        KEY=VALUE settings in the order given (a later key wins in Spark's properties file, so the
+        spec overrides the defaults and cannot override the settings).
         Keys DCM manages are dropped from the spec's part with a warning. --secret also writes
         spark.authenticate.secret from $_SPARK_AUTH_SECRET (the driver needs it in its conf;
         the daemons read the variable itself). FILE is replaced atomically, mode 0600.
@@ -29,6 +30,7 @@ MANAGED = (
     "spark.network.crypto.saslFallback",
     "spark.master.rest.enabled",
     "spark.master",
+    "spark.worker.cleanup.enabled",
 )
 
 
@@ -93,7 +95,7 @@ def write(argv):
     if not argv:
         fail("usage: dcspark_conf.py write FILE [--secret] KEY=VALUE...")
     path, rest = argv[0], argv[1:]
-    pairs = spec_conf()
+    defaults, pairs = [], spec_conf()
     for arg in rest:
         if arg == "--secret":
             secret = os.environ.get("_SPARK_AUTH_SECRET", "")
@@ -102,9 +104,13 @@ def write(argv):
             pairs.append(("spark.authenticate.secret", secret))
             continue
         key, sep, value = arg.partition("=")
-        if not sep or not key:
+        if not sep or not key or key == "?":
             fail("not a KEY=VALUE setting: %r" % arg)
-        pairs.append((key, value))
+        if key.endswith("?"):
+            defaults.append((key[:-1], value))
+        else:
+            pairs.append((key, value))
+    pairs = defaults + pairs
     lines = ["# Written by dcspark-node at container start: the spec's spark_conf, then DCM's settings.\n"]
     lines.extend("%s %s\n" % (escape(key, True), escape(value, False)) for key, value in pairs)
     folder = os.path.dirname(os.path.abspath(path))
