@@ -101,7 +101,8 @@ def awx_settings() -> dict:
 def test_job_templates_run_playbooks_that_exist_with_the_variables_their_surveys_set():
     settings = awx_settings()
     templates = {t["name"].removeprefix(settings["awx_template_prefix"]): t for t in settings["awx_job_templates"]}
-    assert sorted(templates) == ["deploy_cluster", "gc", "rollback_cluster", "site", "status", "undeploy_cluster"]
+    assert sorted(templates) == ["deploy_cluster", "gc", "rollback_cluster", "scale_cluster", "site", "status",
+                                 "undeploy_cluster"]
     for name, template in templates.items():
         playbook = os.path.join(REPO, template["playbook"])
         assert os.path.isfile(playbook), playbook
