@@ -85,8 +85,8 @@ def test_volumes_mount_into_the_roles_they_name_and_change_the_configuration():
                {"name": "models", "path": "/srv/models", "nodes": ["worker"], "read_only": True}]
     mounted = converge.desired_nodes([record(volumes=volumes)], "h1") | converge.desired_nodes(
         [record(volumes=volumes)], "h2")
-    assert mounted["spark-worker-face-1"].volumes == (("dcm-face-data", "/data", False),
-                                                       ("dcm-face-models", "/srv/models", True))
+    expected = (("dcm-face-data", "/data", False), ("dcm-face-models", "/srv/models", True))
+    assert mounted["spark-worker-face-1"].volumes == expected
     assert mounted["spark-driver-face"].volumes == (("dcm-face-data", "/data", False),)
     assert mounted["spark-master-face"].volumes == ()
     assert mounted["spark-master-face"].config_hash == plain["spark-master-face"].config_hash  # untouched
