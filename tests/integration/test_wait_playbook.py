@@ -48,7 +48,9 @@ PLAYBOOK = """
 
 
 class Master:
-    """A Spark master's ``/json/`` page on loopback with ``alive`` workers."""
+    """A Spark master's ``/json/`` page on loopback with ``alive`` workers of face (by their container names,
+    which workers register under), and always one more, ALIVE but not face's any more (a worker just removed
+    by a scale down or a move, which the master has not dropped yet): it never counts."""
 
     def __init__(self) -> None:
         self.alive = 0
@@ -56,7 +58,9 @@ class Master:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
-                body = json.dumps({"workers": [{"state": "ALIVE"}] * master.alive}).encode()
+                workers = [{"state": "ALIVE", "host": f"spark-worker-face-{i}"} for i in range(1, master.alive + 1)]
+                workers.append({"state": "ALIVE", "host": "spark-worker-face-9"})
+                body = json.dumps({"workers": workers}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()

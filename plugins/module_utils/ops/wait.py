@@ -16,8 +16,11 @@ from ..policy.views import pool_view
 from ..state.store import DcmStore
 
 
-def alive_workers(ui: str | None, timeout: float = 5.0) -> int | None:
-    """How many workers the master's ``/json/`` page lists ALIVE; None when it does not answer yet."""
+def alive_workers(ui: str | None, timeout: float = 5.0, hosts: set | None = None) -> int | None:
+    """How many workers the master's ``/json/`` page lists ALIVE; None when it does not answer yet.
+
+    With ``hosts`` (the worker containers' names, which workers register under), only those count: a
+    worker just removed (a scale down, a move) may stay listed ALIVE until the master notices."""
     if not ui:
         return None
     url = urllib.parse.urlsplit(ui)
@@ -30,7 +33,8 @@ def alive_workers(ui: str | None, timeout: float = 5.0) -> int | None:
         return None
     finally:
         connection.close()
-    return sum(1 for worker in page.get("workers") or [] if worker.get("state") == "ALIVE")
+    return sum(1 for worker in page.get("workers") or []
+               if worker.get("state") == "ALIVE" and (hosts is None or worker.get("host") in hosts))
 
 
 def observe(store: DcmStore, cluster: str, alive: bool = True) -> dict:
@@ -42,8 +46,9 @@ def observe(store: DcmStore, cluster: str, alive: bool = True) -> dict:
     view = pool_view(snap, store.status(snap.revision, cluster), cluster,
                      histories=store.histories(snap.revision, cluster))["clusters"][0]
     nodes = view["nodes"]
+    names = {node["container"] for node in nodes if node["node"].startswith("worker-") and node.get("container")}
     workers = sum(1 for node in nodes if node["node"].startswith("worker-"))
-    count = alive_workers(view["ui"]) if alive and view["converged"] else None
+    count = alive_workers(view["ui"], hosts=names) if alive and view["converged"] else None
     progress = f"{view['running']}/{len(nodes)} nodes running"
     if alive:
         progress += f", {count or 0}/{workers} workers ALIVE"
