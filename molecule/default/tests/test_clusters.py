@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 import pytest
 import testinfra
@@ -633,6 +634,10 @@ def test_scale_follows_the_worker_count_without_a_build_and_keeps_master_and_dri
         assert record["images"] == before["images"]
         assert {node: record["placement"][node] for node in kept} == {node: before["placement"][node] for node in kept}
         assert {node: pool.inspect(record["placement"][node], f"spark-{node}-{VIDEO}")["Id"] for node in kept} == kept
+        # a removed worker's container goes at the agent's next pass: give it a few
+        deadline = time.monotonic() + 60
+        while workers_running() != count and time.monotonic() < deadline:
+            time.sleep(2)
         assert workers_running() == count
     assert "removed worker-2, worker-3" in " ".join(run.stdout.split()), run.stdout[-4000:]
 
