@@ -6,20 +6,14 @@ import pytest
 from support import run_module
 from test_etcd_store import raw_spec, register
 from test_generations_etcd import build
+# the pool of three hosts (4 CPUs, 8 GiB each) the resize tests use
+from test_scale_etcd import pool  # noqa: F401  pylint: disable=unused-import
 
 from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
 
 pytestmark = pytest.mark.etcd
 
 VOLUMES = [{"name": "data", "path": "/data", "nodes": ["driver", "worker"]}]
-
-
-@pytest.fixture
-def pool(clean_etcd):
-    store = DcmStore(clean_etcd.client)
-    for host in ("h1", "h2", "h3"):
-        register(store, host, 4, 8)
-    return clean_etcd
 
 
 def deploy(pool, volumes, worker_memory: str = "1g", workers: int = 3) -> dict:
