@@ -7,7 +7,7 @@ CLUSTER = "org.dcspark.cluster"  # cluster name (containers; images of one runti
 NODE = "org.dcspark.node"  # master, driver, worker-3 (containers)
 ROLE = "org.dcspark.role"  # master, worker, driver, runtime (images and containers)
 SPEC_HASH = "org.dcspark.spec-hash"  # hash of the normalized spec the container was created from
-VOLUME = "org.dcspark.volume"  # the spec's name of a cluster's volume (volumes, with MANAGED and CLUSTER)
+VOLUME = "org.dcspark.volume"  # a cluster volume's Docker name, dcm-<cluster>-<name> (volumes, with MANAGED and CLUSTER)
 
 MANAGED_FILTER = f"{MANAGED}=true"
 
