@@ -22,8 +22,9 @@ already placed there request. CPUs are integer millicpus, memory bytes.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from ..core.errors import ScheduleError
 from ..core.units import format_cpus, format_memory, human_bytes
@@ -312,26 +313,38 @@ def _place_workers(state: _State, count: int, request: Request, names: Sequence[
     return [state.scores[index].name for index in placed]
 
 
-def schedule(cluster: str, requests: dict, count: int, hosts: Iterable[Host]) -> Plan:
-    """Place ``cluster``'s master, driver and ``count`` workers on ``hosts``, or raise :class:`ScheduleError`.
-
-    ``requests`` maps each role of :data:`ROLES` to a :class:`Request`. Nothing
-    here reserves anything: the caller commits the returned plan (atomically).
-    """
+def _check_request(cluster: str, requests: dict, count: int) -> None:
+    """A plan needs at least one worker and some CPU and memory for every role."""
     if count < 1:
         raise ScheduleError(f"cluster {cluster}: worker count must be >= 1, got {count}", node="worker")
     for role in ROLES:
         if requests[role].cpus <= 0 or requests[role].memory <= 0:
             raise ScheduleError(f"cluster {cluster}: the {role} must request some CPU and memory, "
                                 f"got {requests[role].describe()}", node=role)
-    state = _State(cluster, list(hosts))
+
+
+@contextmanager
+def _scores_on_error(state: _State) -> Iterator[None]:
+    """A :class:`ScheduleError` raised inside carries every host's scores, which say why."""
     try:
-        master = _place_one(state, "master", requests["master"])
-        driver = _place_one(state, "driver", requests["driver"])
-        workers = _place_workers(state, count, requests["worker"])
+        yield
     except ScheduleError as exc:
         exc.plan = [score.to_dict() for score in state.scores]
         raise
+
+
+def schedule(cluster: str, requests: dict, count: int, hosts: Iterable[Host]) -> Plan:
+    """Place ``cluster``'s master, driver and ``count`` workers on ``hosts``, or raise :class:`ScheduleError`.
+
+    ``requests`` maps each role of :data:`ROLES` to a :class:`Request`. Nothing
+    here reserves anything: the caller commits the returned plan (atomically).
+    """
+    _check_request(cluster, requests, count)
+    state = _State(cluster, list(hosts))
+    with _scores_on_error(state):
+        master = _place_one(state, "master", requests["master"])
+        driver = _place_one(state, "driver", requests["driver"])
+        workers = _place_workers(state, count, requests["worker"])
     return Plan(cluster, state.scores[master].name, state.scores[driver].name, workers, state.scores)
 
 
@@ -341,11 +354,10 @@ def schedule_pinned(cluster: str, requests: dict, count: int, hosts: Iterable[Ho
     cordoned) frees its node, which is placed afresh; a pinned node that no longer fits on its host is
     refused, naming the node, the host and what it has left (its data is not moved behind anyone's back).
     """
-    if count < 1:
-        raise ScheduleError(f"cluster {cluster}: worker count must be >= 1, got {count}", node="worker")
+    _check_request(cluster, requests, count)
     state = _State(cluster, list(hosts))
     placed: dict = {}
-    try:
+    with _scores_on_error(state):
         for node, host in pins.items():
             index = next((i for i in state.candidates if state.scores[i].name == host), None)
             if index is None:
@@ -366,9 +378,6 @@ def schedule_pinned(cluster: str, requests: dict, count: int, hosts: Iterable[Ho
         if names:
             placed.update(zip(names, _place_workers(state, len(names), requests["worker"], names=names,
                                                     purpose="to place")))
-    except ScheduleError as exc:
-        exc.plan = [score.to_dict() for score in state.scores]
-        raise
     return Plan(cluster, placed["master"], placed["driver"], [placed[f"worker-{i}"] for i in range(1, count + 1)],
                 state.scores)
 
@@ -393,7 +402,7 @@ def reschedule(cluster: str, requests: dict, placement: dict, moving: Iterable[s
         if node not in moving:
             state.hold(state.index_of(host), requests[_role(node)])
     new = dict(current)
-    try:
+    with _scores_on_error(state):
         for role in ("master", "driver"):
             if role in moving:
                 new[role] = state.scores[_place_one(state, role, requests[role])].name
@@ -401,9 +410,6 @@ def reschedule(cluster: str, requests: dict, placement: dict, moving: Iterable[s
         if moved_workers:
             hosts_of = _place_workers(state, len(moved_workers), requests["worker"], names=moved_workers)
             new.update(zip(moved_workers, hosts_of))
-    except ScheduleError as exc:
-        exc.plan = [score.to_dict() for score in state.scores]
-        raise
     return Plan(cluster, new["master"], new["driver"], [new[f"worker-{i}"] for i in range(1, len(workers) + 1)],
                 state.scores)
 
@@ -417,8 +423,7 @@ def scale(cluster: str, requests: dict, placement: dict, count: int, hosts: Iter
     (``pool_hosts(exclude_cluster=...)``). Raises :class:`ScheduleError` naming the first added
     worker that fits nowhere (nothing is half-placed).
     """
-    if count < 1:
-        raise ScheduleError(f"cluster {cluster}: worker count must be >= 1, got {count}", node="worker")
+    _check_request(cluster, requests, count)
     workers = list(placement.get("workers") or [])
     kept = workers[:count]
     state = _State(cluster, list(hosts))
@@ -427,11 +432,8 @@ def scale(cluster: str, requests: dict, placement: dict, count: int, hosts: Iter
     for role, host in staying:
         state.hold(state.index_of(str(host)), requests[role])
     added = [f"worker-{index}" for index in range(len(kept) + 1, count + 1)]
-    try:
+    with _scores_on_error(state):
         hosts_of = _place_workers(state, len(added), requests["worker"], names=added, purpose="to add") if added else []
-    except ScheduleError as exc:
-        exc.plan = [score.to_dict() for score in state.scores]
-        raise
     return Plan(cluster, str(placement.get("master")), str(placement.get("driver")), kept + hosts_of, state.scores)
 
 
