@@ -216,13 +216,13 @@ class DcmStore:
         :class:`ScheduleError` when the cluster does not fit (nothing written),
         :class:`ReservationConflict` after ``attempts`` lost races.
         """
-        def place(_spec: dict, previous: dict | None, pool: list, history: dict) -> tuple:
+        def place(_spec: dict, previous: dict | None, snap: Snapshot, history: dict) -> tuple:
             if previous and previous.get("spec_hash") == spec_hash(spec):
                 return None, previous["placement"]  # same spec, new images: resources stay where they are
             # nodes with volumes stay with their data: where the current generation placed them, or after an
             # undeploy, the newest retained one
             last = previous or (history[max(history)] if history else None)
-            plan = plan_cluster(spec, pool, volume_pins(last, spec))
+            plan = plan_cluster(spec, snap.pool(exclude_cluster=spec["name"]), volume_pins(last, spec))
             return plan, plan.placement
 
         return self._reserve(spec["name"], lambda previous: (spec, images, network), place, deployed_by=deployed_by,
@@ -242,8 +242,8 @@ class DcmStore:
                 raise StoreError(f"cluster {name} has no record in etcd: deploy it first with deploy_cluster.yml")
             return scaled_spec(previous["spec"], workers), previous.get("images"), previous.get("network")
 
-        def place(spec: dict, previous: dict, pool: list, _history: dict) -> tuple:
-            plan = plan_scale(spec, previous["placement"], pool)
+        def place(spec: dict, previous: dict, snap: Snapshot, _history: dict) -> tuple:
+            plan = plan_scale(spec, previous["placement"], snap.pool(exclude_cluster=name))
             return plan, plan.placement
 
         return self._reserve(name, target, place, deployed_by=deployed_by, attempts=attempts, check_mode=check_mode,
@@ -252,7 +252,8 @@ class DcmStore:
     def _reserve(self, name: str, target, place, deployed_by: str | None, attempts: int, check_mode: bool,
                  keep: int, strategy: str, origin: str, rollback_of: int | None = None) -> Reservation:
         """The reservation loop: ``target(previous)`` gives ``(spec, images, network)``, ``place(spec,
-        previous, pool, history)`` gives ``(plan or None, placement)``; all read at one revision."""
+        previous, snap, history)`` gives ``(plan or None, placement)``, planning on ``snap.pool(exclude_cluster=
+        name)`` only when it plans; all read at one revision."""
         if keep < 1:
             raise StoreError(f"keep must be at least 1 generation, got {keep}")
         if strategy not in STRATEGIES:
@@ -266,7 +267,7 @@ class DcmStore:
             if record_unchanged(previous, spec, images, network):
                 return Reservation(record=previous, changed=False, attempts=attempt, previous=previous)
             history = self.history(name, revision=snap.revision)
-            plan, placement = place(spec, previous, snap.pool(exclude_cluster=name), history)
+            plan, placement = place(spec, previous, snap, history)
             now = time.time()
             record = cluster_record(spec, placement, images, previous, deployed_by, now, network)
             # a cluster deployed again after an undeploy goes on from the generations it retained
@@ -507,7 +508,7 @@ class DcmStore:
     def _status_keys(self, cluster: str) -> list:
         """The status keys of ``cluster``'s nodes, on every host."""
         kvs, _revision = self.client.get_prefix(keys.STATUS, keys_only=True)
-        return [kv.key for kv in kvs if (keys.status_parts(kv.key) or ("", ""))[1] == cluster]
+        return [kv.key for kv in kvs if (parts := keys.status_parts(kv.key)) and parts[1] == cluster]
 
     def put_status(self, host: str, cluster: str, node: str, value: str, lease: int) -> None:
         """The report of the agent on ``host`` about one of its nodes, on its lease."""
