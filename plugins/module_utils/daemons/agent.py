@@ -314,10 +314,13 @@ class Converger:
         """Write the hosts file of every flannel cluster with a node here; remove those of the others."""
         files = self.nodes.hosts_files
         clusters = {node.cluster for node in wanted.values() if node.network_driver == flannel.DRIVER}
+        # every host's reports, read once for all the clusters (they are keyed by host, not by cluster)
+        status = self.store.status() if clusters else {}
         for cluster in sorted(clusters):
             local = {name: address for name, address in self.addresses.items()
                      if name in wanted and wanted[name].cluster == cluster}
-            if files.write(cluster, flannel.cluster_addresses(self.store.status(cluster=cluster).values(), local)):
+            reports = [report for (owner, _node), report in status.items() if owner == cluster]
+            if files.write(cluster, flannel.cluster_addresses(reports, local)):
                 LOG.info("hosts file of cluster %s updated (%s)", cluster, files.path(cluster))
         files.prune(clusters)
 

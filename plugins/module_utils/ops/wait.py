@@ -46,8 +46,8 @@ def observe(store: DcmStore, cluster: str, alive: bool = True) -> dict:
     view = pool_view(snap, store.status(snap.revision, cluster), cluster,
                      histories=store.histories(snap.revision, cluster))["clusters"][0]
     nodes = view["nodes"]
-    names = {node["container"] for node in nodes if node["node"].startswith("worker-") and node.get("container")}
-    workers = sum(1 for node in nodes if node["node"].startswith("worker-"))
+    names = {node["container"] for node in nodes if node["node"].startswith("worker-")}
+    workers = len(names)
     count = alive_workers(view["ui"], hosts=names) if alive and view["converged"] else None
     progress = f"{view['running']}/{len(nodes)} nodes running"
     if alive:
