@@ -32,9 +32,14 @@ def test_a_failing_and_an_erroring_test_are_named_with_their_reason(tmp_path):
         "def test_fails():\n    assert 1 == 2, 'one is not two'\n"
         "def test_errors(broken):\n    pass\n"))
     lines = summary(log)
-    assert len(lines) == 2, lines
-    assert lines[0].startswith("  pytest.log: FAILED test_sample.py::test_fails - AssertionError: one is not two")
-    assert lines[1].startswith("  pytest.log: ERROR test_sample.py::test_errors - RuntimeError: no pool")
+    assert lines[-2].startswith("  pytest.log: FAILED test_sample.py::test_fails - AssertionError: one is not two")
+    assert lines[-1].startswith("  pytest.log: ERROR test_sample.py::test_errors - RuntimeError: no pool")
+    # before them, the end of each error
+    assert lines[:-2] == ["  pytest.log: ERROR at setup of test_errors, the end of its error:",
+                          "    E       RuntimeError: no pool",
+                          "  pytest.log: test_fails, the end of its error:",
+                          "    E       AssertionError: one is not two",
+                          "    E       assert 1 == 2"], lines
 
 
 def test_molecules_framed_verifier_output_is_read_and_a_passing_log_names_nothing(tmp_path):
@@ -50,3 +55,18 @@ def test_molecules_framed_verifier_output_is_read_and_a_passing_log_names_nothin
     assert summary(framed, passing, tmp_path / "absent.log", sanity) == [
         "  molecule-default.log: FAILED molecule/default/tests/test_faults.py::test_y - assert 'face' in []",
         "  sanity.log: ERROR: tests/unit/x.py:20:11: subprocess-run-check: 'subprocess.run' used without check"]
+
+
+def test_the_end_of_a_failing_tests_error_is_printed_before_the_summary(tmp_path):
+    """A playbook's tail in an assertion's message: the summary line has its first line only."""
+    log = pytest_log(tmp_path, (
+        "def test_fails():\n"
+        "    out = '\\n'.join(f'line {i}' for i in range(30)) + '\\n' + 'x' * 300 + 'END'\n"
+        "    assert 1 == 2, out\n"))
+    lines = summary(log)
+    assert lines[0] == "  pytest.log: test_fails, the end of its error:"
+    assert lines[1].strip().endswith("line 22") and lines[8].strip().endswith("line 29"), lines
+    assert lines[9].strip().endswith("xxxEND") and " ... " in lines[9] and len(lines[9]) < 260, lines
+    assert lines[10].strip() == "E       assert 1 == 2", lines
+    assert lines[11].startswith("  pytest.log: FAILED test_sample.py::test_fails - AssertionError: line 0")
+    assert len(lines) == 12, lines
