@@ -10,13 +10,16 @@
 #   openssl, rsync, git     TLS material, staging for ansible-test, file lists
 #   ShellCheck              so ansible-test sanity runs its shellcheck test (else skipped)
 #   docker-registry         the real distribution registry for the registry client tests
+#   chromium                a real browser for the UI gateway test (headless)
 #   python3-venv            only when the Python used for .venv cannot create one
 #
 # Usage: scripts/ensure-system-deps.sh [PYTHON]
 set -euo pipefail
 
 python=${1:-python3}
-packages=(docker.io etcd-server etcd-client busybox-static debootstrap openssl rsync git ca-certificates shellcheck docker-registry)
+packages=(docker.io etcd-server etcd-client busybox-static debootstrap openssl rsync git ca-certificates shellcheck docker-registry
+    chromium)
+lean=(chromium)  # installed without its recommended packages (a printing stack, fonts, a desktop's worth)
 
 if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     packages+=(python3-venv)
@@ -51,5 +54,11 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 echo "ensure-system-deps: installing ${missing[*]}"
 "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q "${missing[@]}" </dev/null
+full=() slim=()
+for pkg in "${missing[@]}"; do
+    if [[ " ${lean[*]} " == *" $pkg "* ]]; then slim+=("$pkg"); else full+=("$pkg"); fi
+done
+install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q)
+if ((${#full[@]})); then "${install[@]}" "${full[@]}" </dev/null; fi
+if ((${#slim[@]})); then "${install[@]}" --no-install-recommends "${slim[@]}" </dev/null; fi
 echo "ensure-system-deps: installed ${missing[*]}"

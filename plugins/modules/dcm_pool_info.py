@@ -42,6 +42,13 @@ options:
     description: How many of the newest events to return (0 for all that are kept).
     type: int
     default: 20
+  credentials:
+    description:
+      - With O(cluster), also return the cluster's UI credentials at the pool's gateway (RV(credentials)).
+      - They are a secret; run the task with C(no_log) unless it is meant to show them
+        (C(playbooks/ui_credentials.yml) is the one command that does).
+    type: bool
+    default: false
 seealso:
   - module: dcspark.dcm.dcm_cluster
 """
@@ -97,6 +104,10 @@ leader:
   description: The DCM master in charge (C(name), C(since)), or null when none leads.
   returned: success
   type: dict
+credentials:
+  description: With O(credentials), the cluster's C(url) at the gateway, C(user) and C(password).
+  returned: when O(credentials) is set
+  type: dict
 events:
   description: The newest O(events) events, oldest first (only O(cluster)'s when given), each with C(time),
     C(kind), C(source), C(message) and the C(cluster), C(node) or C(host) it concerns.
@@ -121,15 +132,24 @@ def read_pool(m: DcmModule) -> None:
     view = pool_view(snap, store.status(snap.revision), cluster, store.events(m.params["events"], cluster, snap.revision),
                      store.leader(snap.revision), store.histories(snap.revision, cluster), jobs)
     m.result.update(view)
-    if cluster and m.params["must_exist"] and not view["clusters"]:
+    if cluster and (m.params["must_exist"] or m.params["credentials"]) and not view["clusters"]:
         m.fail(f"cluster {cluster} has no record in etcd (deployed clusters: {', '.join(sorted(snap.clusters)) or 'none'})")
+    if m.params["credentials"]:
+        if not cluster:
+            m.fail("credentials needs the cluster's name (cluster=NAME)")
+        password = (store.held_secrets(cluster).get("secrets") or {}).get("ui_password")
+        if not password:
+            m.fail(f"cluster {cluster} has no UI credentials yet (deployed before the gateway existed): "
+                   "deploy it again with deploy_cluster.yml to give it some")
+        m.result["credentials"] = {"url": view["clusters"][0]["ui"], "user": cluster, "password": password}
 
 
 def main() -> None:
     DcmModule(
         AnsibleModule,
         argument_spec={"cluster": {"type": "str"}, "must_exist": {"type": "bool", "default": False},
-                       "events": {"type": "int", "default": 20}},
+                       "events": {"type": "int", "default": 20},
+                       "credentials": {"type": "bool", "default": False}},
         supports_check_mode=True,
     ).run(read_pool)
 

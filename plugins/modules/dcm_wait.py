@@ -40,7 +40,10 @@ options:
     type: str
     required: true
   alive:
-    description: Also wait until the Spark master reports every worker ALIVE.
+    description:
+      - Also wait until the Spark master reports every worker ALIVE. The master's page is read through the
+        pool's UI gateway with the cluster's own credentials (TLS checked with O(etcd_ca_cert), the pool's CA),
+        so a wait that ends also means the gateway serves the cluster.
     type: bool
     default: true
   timeout:
@@ -92,7 +95,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.ops.wait import observ
 
 
 def look(m: DcmModule) -> None:
-    m.result.update(observe(m.store(), m.params["cluster"], m.params["alive"]))
+    m.result.update(observe(m.store(), m.params["cluster"], m.params["alive"], cafile=m.params.get("etcd_ca_cert")))
 
 
 def main() -> None:

@@ -54,6 +54,7 @@ def record(lab, worker_memory="512m", image=None, count=2):
         "name": name, "runtime": {"spark_version": "4.0.1"},
         "master": {"cpus": 0.5, "memory": "256m"}, "driver": {"cpus": 0.25, "memory": "512m"},
         "worker": {"cpus": 1, "memory": worker_memory, "count": count},
+        "ui": {"publish": "127.0.0.1"},  # the master's UI on the host's loopback too (an SSH tunnel's)
     })
     image = image or lab["image"]
     return {"name": name, "spec": spec, "spec_hash": "x", "generation": 1, "desired_state": "running",
@@ -103,6 +104,9 @@ def test_converge_creates_limited_non_root_nodes_and_reports_them(lab, tmp_path)
     assert container.exec_run(["cat", "/run/dcspark/auth"]).output.decode() == "s" * 64
     status = nodes.status(wanted[f"spark-master-{name}"], "here")
     assert status["state"] == "running" and status["ui_port"] > 0
+    bindings = found[f"spark-master-{name}"].attrs["HostConfig"]["PortBindings"]
+    assert bindings == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}, bindings  # loopback only
+    assert not worker["HostConfig"].get("PortBindings")  # nothing else is published
     assert json.loads((tmp_path / "last-used.json").read_text())  # image use recorded for the GC
     # a second pass has nothing to do
     _wanted, again = converge_once(lab, [record(lab)], nodes)

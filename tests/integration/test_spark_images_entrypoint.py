@@ -132,7 +132,11 @@ SECURITY = [
     ("spark.network.crypto.enabled", "true"),
     ("spark.network.crypto.saslFallback", "false"),
     ("spark.master.rest.enabled", "false"),
+    # the UIs through the pool's gateway only, by the master's reverse proxy, under the cluster's path
+    ("spark.ui.reverseProxy", "true"),
+    ("spark.ui.reverseProxyUrl", "/clusters/face"),
 ]
+KILL_OFF = ("spark.ui.killEnabled", "false")  # a default: the spec's spark_conf may turn the kill links on
 
 
 @pytest.mark.parametrize("role", ["master", "worker", "driver"])
@@ -173,9 +177,21 @@ def test_master_runs_in_the_foreground_with_the_security_settings_last(image):
     settings = image.settings()
     # the spec cannot switch authentication off: its key is dropped and DCM's comes last
     assert "ignoring spark.authenticate" in result.stderr
-    assert settings == [("spark.executor.memory", "512m"), ("spark.ui.port", "4050"),
+    assert settings == [KILL_OFF, ("spark.executor.memory", "512m"), ("spark.ui.port", "4050"),
                         ("spark.master", MASTER_URL)] + SECURITY
     assert "spark.authenticate.secret" not in dict(settings)  # daemons read _SPARK_AUTH_SECRET
+
+
+def test_the_spec_turns_kill_links_on_but_cannot_move_or_drop_the_reverse_proxy(image):
+    conf = {"spark.ui.killEnabled": True, "spark.ui.reverseProxy": False, "spark.ui.reverseProxyUrl": "/elsewhere"}
+    result = image.run("dcspark-node", "master", **_cluster_env(DCSPARK_SPARK_CONF=json.dumps(conf)))
+    assert result.returncode == 0, result.stderr
+    assert "ignoring spark.ui.reverseProxy " in result.stderr and "ignoring spark.ui.reverseProxyUrl " in result.stderr
+    settings = image.settings()
+    assert settings.index(("spark.ui.killEnabled", "true")) > settings.index(KILL_OFF)  # the spec's wins
+    assert ("spark.ui.reverseProxyUrl", "/elsewhere") not in settings and settings[-2:] == SECURITY[-2:]
+    refused = image.run("dcspark-node", "master", **_cluster_env(DCSPARK_CLUSTER="../x"))
+    assert refused.returncode == 64 and "DCSPARK_CLUSTER must be the cluster's name" in refused.stderr
 
 
 def test_worker_offers_its_cores_and_memory(image):
@@ -185,7 +201,8 @@ def test_worker_offers_its_cores_and_memory(image):
     # --host: executors register under the container's name, the name QFS block locations are mapped to
     assert image.recorded() == ["spark-class", "org.apache.spark.deploy.worker.Worker", "--cores", "1",
                                 "--memory", "640m", "--host", "spark-node-face", "--webui-port", "8081", MASTER_URL]
-    assert image.settings() == [("spark.worker.cleanup.interval", "600"), ("spark.worker.cleanup.appDataTtl", "86400"),
+    assert image.settings() == [KILL_OFF, ("spark.worker.cleanup.interval", "600"),
+                                ("spark.worker.cleanup.appDataTtl", "86400"),
                                 ("spark.executor.cores", "1"), ("spark.executor.memory", "512m"),
                                 ("spark.master", MASTER_URL)] + SECURITY + [("spark.worker.cleanup.enabled", "true")]
 

@@ -41,7 +41,8 @@ def test_a_host_runs_exactly_the_nodes_placed_on_it():
     wanted = converge.desired_nodes([record()], "h1")
     assert sorted(wanted) == ["spark-master-face", "spark-worker-face-1"]
     master = wanted["spark-master-face"]
-    assert (master.cpus, master.memory, master.network, master.publish_ui) == (500, 768 * MIB, "dcm-face", True)
+    # the master's UI is published nowhere unless the spec asks (the gateway serves it)
+    assert (master.cpus, master.memory, master.network, master.publish_ui) == (500, 768 * MIB, "dcm-face", "")
     assert master.image.startswith("reg:5000/dcspark-master@sha256:")
     assert converge.desired_nodes([record()], "h3") == {}
 
@@ -166,7 +167,10 @@ def test_pool_view_reports_nodes_health_and_the_master_ui():
     status[("face", "master")]["ui_port"] = 32768
     view = pool_view(snap, status)
     cluster = view["clusters"][0]
-    assert cluster["ui"] == "http://10.0.0.1:32768"
+    assert cluster["ui"] is None  # no host serves the gateway
+    assert cluster["ui_local"] == "http://127.0.0.1:32768 on h1"
+    snap.hosts["h2"]["gateway_port"] = 8443
+    assert pool_view(snap, status)["clusters"][0]["ui"] == "https://10.0.0.2:8443/clusters/face/"
     assert (cluster["running"], cluster["converged"]) == (3, False)  # worker-2 has not reported yet
     assert [n["state"] for n in cluster["nodes"]] == ["running", "running", "running", "unreported"]
     h1 = next(h for h in view["hosts"] if h["name"] == "h1")

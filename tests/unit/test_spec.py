@@ -52,10 +52,11 @@ MALFORMED = [
     ("count-missing", with_change("worker/count", DELETE), "worker.count: is required"),
     ("count-fraction", with_change("worker/count", 1.5), "worker.count: must be an integer, got a number 1.5"),
     ("worker-missing", {"name": "face", "runtime": {"spark_version": "4.0.1"}}, "worker: is required"),
-    ("unknown-top", dict(MINIMAL, gpus=1), "gpus: unknown key (allowed here: name, runtime, master, driver, worker, spark_conf, jupyter, volumes, app)"),
+    ("unknown-top", dict(MINIMAL, gpus=1), "gpus: unknown key (allowed here: name, runtime, master, driver, worker, spark_conf, jupyter, ui, volumes, app)"),
     ("unknown-nested", with_change("worker/gpus", 1), "worker.gpus: unknown key (allowed here: cpus, memory, count)"),
     ("name-upper", with_change("name", "Face"),
-     "name: must be a DNS label: lowercase letters, digits and '-', starting with a letter and not ending with '-', got \"Face\""),
+     "name: must be a DNS label: lowercase letters, digits and '-', starting with a letter and not ending with '-'; not 'proxy' or "
+     "'history' (Spark's UI reserves them in the gateway's paths), got \"Face\""),
     ("name-dash-end", with_change("name", "face-"), "name: must be a DNS label"),
     ("name-dot", with_change("name", "face.v2"), "name: must be a DNS label"),
     ("name-digit-first", with_change("name", "1face"), "name: must be a DNS label"),

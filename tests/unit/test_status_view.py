@@ -234,7 +234,7 @@ def test_a_degraded_cluster_in_a_rollout_says_why_what_waits_and_each_nodes_erro
     assert lines[0] == ("video-synopsis gen 7: Spark 3.5.3, health DEGRADED since 2025-12-05T03:01:00Z: worker-2 "
                         "fits on no live host, 1/2 nodes running, rolling from gen 6 to 7 (1 moved, waiting: "
                         "worker-2, master)")
-    assert lines[1] == ("  UI -, Jupyter http://10.0.0.1:32770/lab (its token: docker exec "
+    assert lines[1] == ("  UI - (no gateway host registered), Jupyter http://10.0.0.1:32770/lab (its token: docker exec "
                         "spark-driver-video-synopsis dcspark-node jupyter-token on sandbox1)")
     assert lines[2:] == [
         "  NODE      HOST      GEN  STATE       HEALTH   RESTARTS  AGE  REPORTED  ADDRESS  CONTAINER",
@@ -310,7 +310,8 @@ def test_status_text_reads_what_pool_view_gives():
               "desired_state": "running", "images": {}, "network": {"name": "dcm-face", "driver": "overlay"},
               "placement": {"master": "h1", "driver": "h1", "workers": ["h1", "h2"]}}
     snap = Snapshot(revision=9, hosts={
-        "h1": {"name": "h1", "address": "10.0.0.1", "allocatable": {"cpus": 4, "memory": 8 * GIB}},
+        "h1": {"name": "h1", "address": "10.0.0.1", "allocatable": {"cpus": 4, "memory": 8 * GIB},
+               "gateway_port": 8443},
         "h2": {"name": "h2", "address": "10.0.0.2", "allocatable": {"cpus": 2, "memory": 3 * GIB}},
     }, clusters={"face": record})
     status = {("face", "master"): {"state": "running", "health": "healthy", "generation": 1, "ui_port": 32768,
@@ -321,7 +322,8 @@ def test_status_text_reads_what_pool_view_gives():
     assert lines[2].split() == ["h1", "10.0.0.1", "live", "2.5", "4", "1.5", "2.8", "8.0", "5.2", "face"]
     assert lines[3].split() == ["h2", "10.0.0.2", "live", "1", "2", "1", "1.0", "3.0", "2.0", "face"]
     assert "face gen 1: Spark 4.0.1, health ok, 1/4 nodes running, no rollout" in lines
-    assert "  UI http://10.0.0.1:32768" in lines
+    # the gateway's address, and the loopback port the spec's ui.publish asked for
+    assert "  UI https://10.0.0.1:8443/clusters/face/, master UI http://127.0.0.1:32768 on h1" in lines
     master = next(line for line in lines if line.startswith("  master "))
     assert master.split() == ["master", "h1", "1", "running", "healthy", "0", "-", "1m00s", "ago", "-",
                               "spark-master-face"]

@@ -15,8 +15,12 @@ import base64
 import json
 import os
 import re
+import ssl
 import subprocess
+import tempfile
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 import testinfra
@@ -110,6 +114,39 @@ class Pool:
 
     def inspect(self, name: str, container: str) -> dict:
         return json.loads(self.hosts[name].check_output(f"docker inspect {container}"))[0]
+
+    def ui_password(self, name: str) -> str:
+        """The cluster's password at the pool's UI gateway (kept with its secrets)."""
+        return self.secrets(name)["secrets"]["ui_password"]
+
+    def gateway_url(self) -> str:
+        """``https://<first master>:<port>``: the pool's UI gateway, as its host registered it."""
+        record = self.etcd_get(f"/dcm/hosts/{self.first}")[f"/dcm/hosts/{self.first}"]
+        return f"https://{record['address']}:{record['gateway_port']}"
+
+    def gateway(self, path: str, user: str | None = None, password: str | None = None, base: str = "") -> tuple:
+        """``(HTTP status, body)`` of ``path`` at the gateway (``base``, else :meth:`gateway_url`), from this
+        machine, TLS checked with the pool's CA."""
+        if not getattr(self, "_ca", None):
+            with tempfile.NamedTemporaryFile("w", suffix=".crt", delete=False) as stream:
+                stream.write(self.hosts[self.first].file(f"{PKI}/ca.crt").content_string)
+            self._ca = stream.name  # pylint: disable=attribute-defined-outside-init
+        request = urllib.request.Request((base or self.gateway_url()) + path)
+        if user is not None:
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        context = ssl.create_default_context(cafile=self._ca)
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=15) as answer:  # noqa: S310
+                return answer.status, answer.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode("utf-8", "replace")
+
+    def master_json(self, name: str) -> dict:
+        """The cluster's Spark master ``/json/`` through the gateway, with its own credentials."""
+        status, body = self.gateway(f"/clusters/{name}/json/", name, self.ui_password(name))
+        assert status == 200, f"{name}: the gateway answered {status}: {body[:500]}"
+        return json.loads(body)
 
     def state(self) -> dict:
         """What a failed deploy must leave untouched: etcd's /dcm/clusters/ and every host's containers."""
@@ -560,13 +597,26 @@ def test_a_failing_job_fails_submit_with_its_error(pool, deployed, tmp_path):
     assert "failed with exit code 1" in said and "ValueError: deliberate failure of bad" in said, said[-3000:]
 
 
-def test_a_job_over_its_timeout_is_killed_and_leaves_nothing_behind(pool, deployed, tmp_path):
-    run = playbook(pool.inventory, "submit.yml",
-                   *submit_args(FACE, tmp_path, "-e", json.dumps({"args": ["slow", "hang"]}), "-e", "timeout=40"))
-    assert run.returncode != 0
-    said = " ".join((run.stdout + run.stderr).split())
-    assert "ran longer than 40 s and was killed" in said, said[-3000:]
-    ident = job_id(run.stdout)
+def test_a_running_jobs_ui_opens_through_the_gateway_and_a_job_over_its_timeout_is_killed(pool, deployed, tmp_path):
+    """One hanging job: its application UI through the master's proxy link while it runs, then its timeout."""
+    proc = playbook_process(pool.inventory, "submit.yml",
+                            *submit_args(FACE, tmp_path, "-e", json.dumps({"args": ["slow", "hang"]}), "-e", "timeout=60"))
+    password = pool.ui_password(FACE)
+    deadline, running = time.monotonic() + 50, []
+    while not running and time.monotonic() < deadline and proc.poll() is None:
+        running = [app for app in pool.master_json(FACE).get("activeapps", []) if app.get("name") == "slow"]
+        time.sleep(1)
+    assert running, "the job 'slow' never showed as a running application"
+    status, page = pool.gateway(f"/clusters/{FACE}/", FACE, password)
+    link = f"/clusters/{FACE}/proxy/{running[0]['id']}"
+    assert status == 200 and f'href="{link}' in page, page[:3000]
+    status, jobs = pool.gateway(f"{link}/jobs/", FACE, password)
+    assert status == 200 and "Spark Jobs" in jobs and "slow" in jobs, jobs[:1500]
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode != 0
+    said = " ".join((out + err).split())
+    assert "ran longer than 60 s and was killed" in said, said[-3000:]
+    ident = job_id(out)
     driver = pool.hosts[pool.cluster(FACE)["placement"]["driver"]]
     left = driver.run(f"docker exec spark-driver-{FACE} sh -c 'ls /tmp/dcspark-jobs; "
                       "cat /proc/[0-9]*/cmdline | tr \"\\000\" \" \"'")
@@ -610,6 +660,85 @@ def test_status_json_agrees_with_etcd_and_the_hosts_containers(pool, deployed, t
     assert re.search(r"^\s*HOST\s+ADDRESS\s+STATE\s+CPU-REQ", status.stdout, re.M), status.stdout[-3000:]
 
 
+def worker_links(page: str, name: str) -> list:
+    """The worker links of a master page served through the gateway (Spark's reverse proxy, prefixed)."""
+    return re.findall(rf'href="(/clusters/{name}/proxy/worker-[^"]+)"', page)
+
+
+def test_the_gateway_serves_each_cluster_with_its_own_credentials_only(pool, deployed):
+    run = playbook(pool.inventory, "ui_credentials.yml", "-e", f"cluster={FACE}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    password = pool.ui_password(FACE)
+    assert f"password: {password}" in run.stdout, run.stdout[-2000:]  # the documented command shows it
+    assert f"{pool.gateway_url()}/clusters/{FACE}/" in run.stdout
+    for name in SPECS:  # ... and no deploy's output does
+        assert pool.ui_password(name) not in deployed[name].stdout + deployed[name].stderr
+    # the master page through the gateway lists every worker of the record ALIVE
+    for name in SPECS:
+        count = pool.cluster(name)["spec"]["worker"]["count"]
+        alive = sorted(w["host"] for w in pool.master_json(name)["workers"] if w["state"] == "ALIVE")
+        assert alive == [f"spark-worker-{name}-{i}" for i in range(1, count + 1)], alive
+    # its links go through Spark's reverse proxy, under the cluster's path: a worker's page opens
+    status, page = pool.gateway(f"/clusters/{FACE}/", FACE, password)
+    assert status == 200 and "Spark Master at" in page, page[:500]
+    links = worker_links(page, FACE)
+    assert len(links) >= 3, page[:3000]
+    status, worker = pool.gateway(links[0], FACE, password)
+    assert status == 200 and "Spark Worker at" in worker, worker[:1000]
+    # no credentials, a wrong password, another cluster's credentials: 401; nothing lists the clusters
+    assert pool.gateway(f"/clusters/{FACE}/")[0] == 401
+    assert pool.gateway(f"/clusters/{FACE}/json/", FACE, password[:-1] + ("x" if password[-1] != "x" else "y"))[0] == 401
+    assert pool.gateway(f"/clusters/{VIDEO}/json/", FACE, password)[0] == 401
+    assert pool.gateway(f"/clusters/{VIDEO}/json/", VIDEO, password)[0] == 401
+    assert pool.gateway(links[0].replace(f"/clusters/{FACE}/", f"/clusters/{VIDEO}/"), FACE, password)[0] == 401
+    status, root = pool.gateway("/")
+    assert status == 200 and FACE not in root and VIDEO not in root
+    assert pool.gateway("/clusters/no-such-cluster/", FACE, password)[0] == 404
+
+
+def test_the_master_ui_answers_on_no_host_address(pool, deployed):
+    for name in SPECS:
+        record = pool.cluster(name)
+        master = pool.inspect(record["placement"]["master"], f"spark-master-{name}")
+        assert not master["HostConfig"].get("PortBindings"), master["HostConfig"].get("PortBindings")
+        assert not any(master["NetworkSettings"].get("Ports", {}).values()), master["NetworkSettings"]["Ports"]
+        # nothing of the cluster listens on a host port of any host (the gateway is the one way in)
+        for host in pool.names:
+            published = pool.hosts[host].check_output(
+                f"docker ps --filter label=org.dcspark.cluster={name} --format '{{{{.Ports}}}}'")
+            assert "->" not in published, f"{name} on {host}: {published}"
+
+
+CHROMIUM = os.environ.get("DCSPARK_CHROMIUM", "chromium")
+
+
+def browse(url: str, *flags: str) -> str:
+    """What headless Chromium renders of ``url`` (the DOM after scripts ran)."""
+    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",
+            "--virtual-time-budget=5000", *flags, url]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"chromium failed on {url}: {done.stderr[-2000:]}"
+    return done.stdout
+
+
+def test_a_browser_opens_the_master_page_and_follows_a_worker_link(pool, deployed, tmp_path):
+    """A real browser through the gateway: the master page, then the page of a worker it links to."""
+    password = pool.ui_password(FACE)
+    base = pool.gateway_url().replace("https://", f"https://{FACE}:{password}@")
+    page = browse(f"{base}/clusters/{FACE}/", "--dump-dom")
+    assert "Spark Master at" in page and "ALIVE" in page, page[:2000]
+    links = worker_links(page, FACE)
+    assert links, page[:3000]
+    worker = browse(f"{base}{links[0]}", "--dump-dom")
+    assert "Spark Worker at" in worker and "Running Executors" in worker, worker[:2000]
+    shot = tmp_path / "worker.png"
+    browse(f"{base}{links[0]}", f"--screenshot={shot}", "--window-size=1280,900")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    # without the credentials the browser is asked for them (headless: it renders nothing), never Spark's page
+    denied = browse(f"{pool.gateway_url()}/clusters/{FACE}/", "--dump-dom")
+    assert "Spark Master" not in denied and "ALIVE" not in denied, denied[:1000]
+
+
 def test_scale_follows_the_worker_count_without_a_build_and_keeps_master_and_driver(pool, deployed):
     """video-synopsis 2 -> 3 -> 1 workers (it is undeployed next), then a count beyond the pool.
 
@@ -645,9 +774,10 @@ def test_scale_follows_the_worker_count_without_a_build_and_keeps_master_and_dri
     refused = playbook(pool.inventory, "scale_cluster.yml", "-e", f"cluster={VIDEO}", "-e", "workers=500")
     # the failure is printed as YAML, whose long strings fold at any space (with a backslash when double-quoted)
     said = " ".join(refused.stdout.split())
-    assert refused.returncode != 0, said[-3000:]
-    assert re.search(r"worker-\d+\W+\(1\W+CPU\W+1g\)\W+fits\W+on\W+no\W+host", said), said[-3000:]
-    assert re.search(r"of\W+the\W+499\W+workers\W+to\W+add\W+fit", said), said[-3000:]
+    failure = said[said.index("FAILED!"):][:2000] if "FAILED!" in said else said[-3000:]  # the task's message
+    assert refused.returncode != 0, failure
+    assert re.search(r"worker-\d+\W+\(1\W+CPU\W+1g\)\W+fits\W+on\W+no\W+host", said), failure
+    assert re.search(r"of\W+the\W+499\W+workers\W+to\W+add\W+fit", said), failure
     assert pool.state() == state and pool.cluster(VIDEO) == record
 
 

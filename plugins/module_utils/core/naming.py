@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 MASTER_PORT = 7077  # the Spark master's RPC port inside every cluster
+MASTER_UI_PORT = 8080  # its web UI (the images' entrypoint starts the master with it)
 
 
 def node_names(worker_count: int) -> list:

@@ -40,6 +40,8 @@ from . import converge, daemon
 from .converge import CONTAINER_UID
 
 from ..host import flannel, hostinfo
+from ..host.gateway import Gateway
+from ..policy import gateway as gateway_policy
 
 
 from ..core import labels
@@ -85,6 +87,9 @@ class AgentConfig:
     flannel_subnet_file: str = flannel.DEFAULT_SUBNET_FILE
     container_uid: int = CONTAINER_UID  # the numeric user every DCSpark container runs as
     registry_auth_file: str = ""  # the registry's read-only identity (JSON) images are pulled with; "": anonymous
+    gateway_port: int = 0  # the pool's UI gateway runs on this host on that port (0: not here)
+    gateway_container: str = "dcm-gateway"
+    gateway_dir: str = "/var/lib/dcm/gateway"  # its locations and password files, kept by this agent
 
     def gc_settings(self) -> GcSettings:
         return GcSettings(container_interval=self.container_gc_interval, image_interval=self.image_gc_interval,
@@ -100,7 +105,7 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
              "address", "labels", "lease_ttl", "heartbeat", "refresh_every", "version",
              "converge", "converge_interval", "docker_url", "last_used_file",
              "container_gc_interval", "image_gc_interval", "image_gc_threshold", "hosts_dir", "flannel_subnet_file",
-             "container_uid", "registry_auth_file"}
+             "container_uid", "registry_auth_file", "gateway_port", "gateway_container", "gateway_dir"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise DcmError(f"{path}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
@@ -136,7 +141,16 @@ def load_config(path: str = DEFAULT_CONFIG_PATH) -> AgentConfig:
         flannel_subnet_file=str(raw.get("flannel_subnet_file", flannel.DEFAULT_SUBNET_FILE)),
         container_uid=int(uid),
         registry_auth_file=str(raw.get("registry_auth_file") or ""),
+        gateway_port=_port_or_off(path, "gateway_port", raw.get("gateway_port", 0)),
+        gateway_container=str(raw.get("gateway_container") or "dcm-gateway"),
+        gateway_dir=str(raw.get("gateway_dir") or "/var/lib/dcm/gateway"),
     )
+
+
+def _port_or_off(path: str, key: str, value: object) -> int:
+    if isinstance(value, bool) or not str(value).isdigit() or not (int(value) == 0 or 1 <= int(value) <= 65535):
+        raise DcmError(f"{path}: {key} must be a TCP port (1-65535) or 0 for none, got {value!r}")
+    return int(value)
 
 
 def _number(value: object) -> float | None:
@@ -196,6 +210,7 @@ def host_record(config: AgentConfig, facts: HostFacts, now: float) -> dict:
         "disk": facts.disk,
         "labels": dict(config.labels),
         "agent_version": config.version,
+        **({"gateway_port": config.gateway_port} if config.gateway_port else {}),
         "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
     }
 
@@ -271,11 +286,14 @@ class Agent:
 class Converger:
     """The convergence loop: desired state from etcd, containers through Docker, status to etcd."""
 
-    def __init__(self, config: AgentConfig, client: EtcdClient, nodes, events: EventLog | None = None) -> None:
+    def __init__(self, config: AgentConfig, client: EtcdClient, nodes, events: EventLog | None = None,
+                 gateway: Gateway | None = None) -> None:
         self.config = config
         self.store = DcmStore(client)  # its own client: the heartbeat thread uses the agent's
         self.nodes = nodes  # converge.DockerNodes
         self.events = events
+        self.gateway = gateway  # the pool's UI gateway, on its host only
+        self.records: dict = {}  # the cluster records of the last pass
         self.reported: dict = {}  # (cluster, node) -> (value without time, when written, lease)
         self.addresses: dict = {}  # container name -> address, of this host's nodes at the last pass
 
@@ -288,6 +306,7 @@ class Converger:
         """
         wanted: dict = {}
         records, secrets = self.store.host_view(self.config.host_name)
+        self.records = records
         for name, record in records.items():
             try:
                 wanted.update(converge.desired_nodes([with_secrets(record, secrets.get(name, {}))],
@@ -308,7 +327,14 @@ class Converger:
         self.addresses = {name: report["address"] for name, report in reports.items() if report.get("address")}
         self.hosts_files(wanted)
         self.report(wanted, reports, lease)
+        self.serve_gateway()
         return actions
+
+    def serve_gateway(self) -> None:
+        """On the gateway host: serve every deployed cluster's UIs with its own credentials."""
+        if self.gateway is None:
+            return
+        self.gateway.sync(gateway_policy.routes(self.records, self.store.gateway_entries(), self.store.status()))
 
     def hosts_files(self, wanted: dict) -> None:
         """Write the hosts file of every flannel cluster with a node here; remove those of the others."""
@@ -390,7 +416,9 @@ def make_converger(config: AgentConfig) -> Converger | None:
                                  hosts_files=flannel.HostsFiles(config.hosts_dir),
                                  subnet_file=config.flannel_subnet_file, container_uid=config.container_uid,
                                  registry_auth_file=config.registry_auth_file)
-    return Converger(config, etcd, nodes, events=DcmStore(etcd).agent_event_log(config.host_name, log=LOG))
+    gateway = Gateway(client, config.gateway_container, config.gateway_dir, LOG) if config.gateway_port else None
+    return Converger(config, etcd, nodes, events=DcmStore(etcd).agent_event_log(config.host_name, log=LOG),
+                     gateway=gateway)
 
 
 def make_gc_timers(config: AgentConfig) -> GcTimers | None:

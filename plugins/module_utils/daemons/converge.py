@@ -48,7 +48,7 @@ from ..policy.rollout import node_views
 from ..core.units import format_memory, parse_cpus, parse_memory
 
 MIB = 1 << 20
-MASTER_UI_PORT = 8080
+MASTER_UI_PORT = naming.MASTER_UI_PORT
 CONFIG_LABEL = "org.dcspark.config"  # hash of everything a node's container is created from
 GENERATION_LABEL = "org.dcspark.generation"
 PIDS_LIMIT = 4096
@@ -97,7 +97,7 @@ class NodeSpec:
     generation: int
     spec_hash: str
     env: tuple  # sorted (key, value) pairs
-    publish_ui: bool = False
+    publish_ui: str = ""  # the host address the master's UI is published on (spec ui.publish), "" for none
     jupyter: tuple = ()  # the driver's Jupyter server: (container port, host address or "none")
     secrets: tuple = field(default=(), repr=False)  # sorted (file name, value) pairs under SECRETS_DIR
     volumes: tuple = ()  # (Docker volume, path in the container, read-only) of the spec's volumes it mounts
@@ -125,6 +125,13 @@ class NodeSpec:
             GENERATION_LABEL: str(self.generation),
             CONFIG_LABEL: self.config_hash,
         }
+
+
+def master_ui_address(spec: dict) -> str:
+    """The host address the master's UI is published on: none ("") unless the spec's ``ui.publish`` names
+    one (127.0.0.1 for an SSH tunnel); the pool's gateway is the way to every cluster's UIs."""
+    publish = str((spec.get("ui") or {}).get("publish") or "none")
+    return "" if publish == "none" else publish
 
 
 def node_secrets(record: dict, role: str) -> dict:
@@ -220,7 +227,7 @@ def desired_nodes(records: Iterable[dict], host: str) -> dict:
                 network_driver=driver,
                 generation=int(view.get("generation", 0)), spec_hash=view.get("spec_hash", ""),
                 env=tuple(sorted(env.items())),
-                publish_ui=role == "master",
+                publish_ui=master_ui_address(spec) if role == "master" else "",
                 jupyter=((int(spec["jupyter"]["port"]), str(spec["jupyter"]["publish"]))
                          if role == "driver" and "jupyter" in spec else ()),
                 secrets=tuple(sorted(node_secrets(view, role).items())),
@@ -357,8 +364,8 @@ class DockerNodes:
             "restart_policy": {"Name": "unless-stopped"},
             "log_config": {"Type": "json-file", "Config": {"max-size": "50m", "max-file": "3"}},
         }
-        if node.publish_ui:
-            kwargs["ports"] = {f"{MASTER_UI_PORT}/tcp": None}  # an ephemeral host port, reported in status
+        if node.publish_ui:  # an ephemeral port on the address the spec asks for, reported in status
+            kwargs["ports"] = {f"{MASTER_UI_PORT}/tcp": (node.publish_ui, None)}
         if node.jupyter and node.jupyter[1] != "none":
             port, address = node.jupyter  # an ephemeral port on the chosen host address, reported in status
             kwargs.setdefault("ports", {})[f"{port}/tcp"] = (address, None)

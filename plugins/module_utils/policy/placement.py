@@ -157,7 +157,16 @@ def jupyter_token(previous: dict | None) -> str:
     return kept if isinstance(kept, str) and len(kept) >= 32 else secrets.token_hex(24)
 
 
-SECRET_FIELDS = ("secret", "jupyter_token")  # what a cluster record holds that its store keeps apart
+def ui_password(previous: dict | None) -> str:
+    """The password of the cluster's UIs at the pool's gateway: kept across generations, random for a new one."""
+    kept = (previous or {}).get("ui_password")
+    return kept if isinstance(kept, str) and len(kept) >= 32 else secrets.token_urlsafe(24)
+
+
+SECRET_FIELDS = ("secret", "jupyter_token", "ui_password")  # what a cluster record holds that its store keeps apart
+# what the hosts running a cluster's nodes get a copy of (the UI password stays with the operator; the
+# gateway has its hash)
+NODE_SECRET_FIELDS = ("secret", "jupyter_token")
 
 
 def split_secrets(record: dict) -> tuple:
@@ -202,6 +211,7 @@ def cluster_record(
         "images": dict(images or {}),
         "network": dict(network or (previous or {}).get("network") or default_network(spec["name"])),
         "secret": cluster_secret(previous),
+        "ui_password": ui_password(previous),
         "placement": placement,
         "generation": (previous or {}).get("generation", 0) + 1,
         "desired_state": "running",

@@ -6,6 +6,7 @@ import datetime
 import re
 
 from ..core import naming
+from .gateway import ui_url
 from .placement import Snapshot
 from .rollout import pending, node_views
 
@@ -52,6 +53,16 @@ JOB_FIELDS = ("id", "app", "state", "exit_code", "duration_s", "app_id", "submit
 def jobs_view(jobs: list, limit: int = 5) -> list:
     """The newest ``limit`` job records of a cluster, newest first, without their output."""
     return [{key: job.get(key) for key in JOB_FIELDS} for job in list(jobs)[::-1][:limit]]
+
+
+def gateway_ui(snap: Snapshot, cluster: str) -> str | None:
+    """``https://<gateway host>:<port>/clusters/<name>/``: the cluster's UIs at the pool's gateway (a live host
+    whose agent serves it), or None when no host does."""
+    for name in sorted(snap.hosts):
+        record = snap.hosts[name] or {}
+        if record.get("gateway_port") and record.get("address"):
+            return ui_url(str(record["address"]), int(record["gateway_port"]), cluster)
+    return None
 
 
 def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: list | None = None,
@@ -102,10 +113,9 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: 
                 "since": report.get("since"),
                 "address": report.get("address"),
             })
-        master_host = snap.hosts.get(placement.get("master") or "") or {}
         master_report = status.get((name, "master")) or {}
-        ui = (f"http://{master_host['address']}:{master_report['ui_port']}"
-              if master_host.get("address") and master_report.get("ui_port") else None)
+        ui_local = (f"http://127.0.0.1:{master_report['ui_port']} on {placement.get('master')}"
+                    if master_report.get("ui_port") else None)  # the spec's ui.publish, for an SSH tunnel
         jupyter = None
         driver_report = (status.get((name, "driver")) or {}).get("jupyter") or {}
         if driver_report.get("port"):
@@ -125,7 +135,8 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: 
             "images": record.get("images", {}),
             "network": record.get("network"),
             "master_url": naming.master_url(name),
-            "ui": ui,
+            "ui": gateway_ui(snap, name),
+            "ui_local": ui_local,
             "jupyter": jupyter,
             "nodes": nodes,
             "running": len(running),
@@ -333,7 +344,9 @@ def clusters_text(view: dict, now: float) -> list:
         if lines:
             lines.append("")
         lines.append(cluster_heading(cluster))
-        where = [f"UI {cluster.get('ui') or '-'}"]
+        where = [f"UI {cluster.get('ui') or '- (no gateway host registered)'}"]
+        if cluster.get("ui_local"):
+            where.append(f"master UI {cluster['ui_local']}")
         jupyter = cluster.get("jupyter")
         if jupyter:
             where.append(f"Jupyter {jupyter.get('url')} (its token: {jupyter.get('token')} on {jupyter.get('host')})")

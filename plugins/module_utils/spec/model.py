@@ -41,6 +41,9 @@ MANAGED_SPARK_CONF = {
     "spark.master": "DCM points applications at the cluster's own master",
     "spark.worker.cleanup.enabled": "Spark's worker cleanup is always on, so finished applications' work dirs "
     "do not fill the disk (tune spark.worker.cleanup.appDataTtl and .interval)",
+    "spark.ui.reverseProxy": "the UIs are served through the pool's authenticated gateway, by the master's reverse proxy",
+    "spark.ui.reverseProxyUrl": "the gateway serves a cluster's UIs at /clusters/<name>/",
+    "spark.ui.proxyRedirectUri": "the gateway serves a cluster's UIs at /clusters/<name>/",
 }
 
 # Families of Spark settings that hold a cluster's security: no spec or job sets any key in them.

@@ -64,9 +64,9 @@ SCHEMA: dict = {
             "type": "string",
             "minLength": 1,
             "maxLength": NAME_MAX_LENGTH,
-            "pattern": "^[a-z]([-a-z0-9]*[a-z0-9])?$",
+            "pattern": "^(?!(proxy|history)$)[a-z]([-a-z0-9]*[a-z0-9])?$",
             "x-rule": "must be a DNS label: lowercase letters, digits and '-', starting with a letter "
-            "and not ending with '-'",
+            "and not ending with '-'; not 'proxy' or 'history' (Spark's UI reserves them in the gateway's paths)",
             "description": "Cluster name; names its containers, hostnames, network and etcd record.",
         },
         "runtime": {
@@ -193,6 +193,23 @@ SCHEMA: dict = {
                     "description": "Host address the server is published on (an ephemeral port): 127.0.0.1, reached "
                     "through an SSH tunnel to the driver's host (the default); an address of that host; 0.0.0.0 for "
                     "every address; or none.",
+                },
+            },
+        },
+        "ui": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "The cluster's web UIs. They are served by the pool's authenticated HTTPS gateway at "
+            "https://<first master>:<dcm_gateway_port>/clusters/<name>/ (the master's, and through it the workers' and "
+            "every running application's); Spark's kill links are off unless spark_conf sets spark.ui.killEnabled.",
+            "properties": {
+                "publish": {
+                    "type": "string",
+                    "pattern": "^(none|127\\.0\\.0\\.1)$",
+                    "x-rule": "must be 'none' or '127.0.0.1' (the gateway is the way to a cluster's UIs from elsewhere)",
+                    "default": "none",
+                    "description": "Also publish the master's UI on the master host's loopback (an ephemeral port, "
+                    "for an SSH tunnel): 127.0.0.1; or none (the default).",
                 },
             },
         },

@@ -85,6 +85,7 @@ def agent_permissions(host: str) -> tuple:
         _under(keys.host_status_prefix(host), READWRITE),  # the reports of its own nodes
         _under(keys.events_prefix(keys.agent_writer(host)), READWRITE),  # its own events
         _under(keys.EVENTS, READ),
+        _under(keys.GATEWAY, READ),  # the clusters' UI password hashes (the gateway host's agent serves them)
     )))
 
 
@@ -95,6 +96,7 @@ def master_permissions() -> tuple:
         _under(keys.CLUSTERS, READWRITE),  # repairs move nodes
         _under(keys.SECRETS, READWRITE),  # ... and the copies of the secrets follow them
         _under(keys.HOST_SECRETS, READWRITE),
+        _under(keys.GATEWAY, READWRITE),  # written with the record, like the secrets
         _exactly(keys.LEADER, READWRITE),
         _under(keys.EVENTS, READWRITE),
     )))

@@ -31,6 +31,7 @@ JOBS = PREFIX + "jobs/"
 IMAGES = PREFIX + "images/"
 SECRETS = PREFIX + "secrets/"
 HOST_SECRETS = PREFIX + "host-secrets/"
+GATEWAY = PREFIX + "gateway/"
 
 
 def host_key(host: str) -> str:
@@ -108,6 +109,11 @@ def host_secrets_prefix(host: str) -> str:
 
 def host_secrets_key(host: str, cluster: str) -> str:
     return host_secrets_prefix(host) + cluster
+
+
+def gateway_key(cluster: str) -> str:
+    """What the pool's UI gateway needs of ``cluster``: its user and password hash (never the password)."""
+    return GATEWAY + cluster
 
 
 def prune_key(cluster: str, generation: int) -> str:

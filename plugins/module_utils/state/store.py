@@ -27,8 +27,9 @@ import time
 from dataclasses import dataclass, field
 
 from ..core.errors import CorruptRecord, ReservationConflict, StoreError
-from ..policy.placement import (SECRET_FIELDS, Snapshot, cluster_record, plan_cluster, plan_scale, prune_entry,
-                                record_unchanged, split_secrets, volume_pins, with_secrets)
+from ..policy.gateway import gateway_entry
+from ..policy.placement import (NODE_SECRET_FIELDS, SECRET_FIELDS, Snapshot, cluster_record, plan_cluster, plan_scale,
+                                prune_entry, record_unchanged, split_secrets, volume_pins, with_secrets)
 from ..policy.rollout import DEFAULT_KEEP, STRATEGIES, history_entry, node_views, rolling_possible, start_rollout
 from ..policy.scheduler import Plan
 from ..spec.model import canonical_json, scaled_spec, spec_hash
@@ -108,6 +109,11 @@ class DcmStore:
         return {keys.name_from_key(prefix, key): {field: value for field, value in copy.items()
                                                   if field in SECRET_FIELDS}
                 for key, copy in copies.items()}, header
+
+    def gateway_entries(self, revision: int = 0) -> dict:
+        """``/dcm/gateway/``: ``{cluster: {"cluster", "user", "htpasswd"}}`` (password hashes, no password)."""
+        entries, _rev = self._objects(keys.GATEWAY, revision)
+        return {keys.name_from_key(keys.GATEWAY, key): value for key, value in entries.items()}
 
     def host_view(self, host: str) -> tuple:
         """``(records, secrets)``: every cluster record and the copies of ``host``'s secrets, read at one
@@ -327,7 +333,7 @@ class DcmStore:
         guards = []
         if record is not None:
             guards.append(cmp_mod_revision(kv.key, kv.mod_revision))
-            ops += [op_delete(kv.key), op_delete(keys.secrets_key(name))]
+            ops += [op_delete(kv.key), op_delete(keys.secrets_key(name)), op_delete(keys.gateway_key(name))]
             ops += [op_delete(key) for key in self._status_keys(name)]
             ops += [op_delete(keys.host_secrets_key(host, name))
                     for host in self.held_secrets(name).get("hosts") or ()]
@@ -384,8 +390,11 @@ class DcmStore:
         hosts = sorted({host for _node, host, _view in node_views(record)})
         ops = [op_put(keys.cluster_key(name), canonical_json(public)),
                op_put(keys.secrets_key(name), canonical_json({"cluster": name, "secrets": secrets, "hosts": hosts}))]
-        ops += [op_put(keys.host_secrets_key(host, name), canonical_json(dict(secrets, cluster=name)))
+        copy = {field: value for field, value in secrets.items() if field in NODE_SECRET_FIELDS}
+        ops += [op_put(keys.host_secrets_key(host, name), canonical_json(dict(copy, cluster=name)))
                 for host in hosts]
+        if secrets.get("ui_password"):
+            ops.append(op_put(keys.gateway_key(name), canonical_json(gateway_entry(name, secrets["ui_password"]))))
         ops += [op_delete(keys.host_secrets_key(host, name))
                 for host in sorted(set(held.get("hosts") or ()) - set(hosts))]
         return ops

@@ -31,6 +31,8 @@ MANAGED = (
     "spark.master.rest.enabled",
     "spark.master",
     "spark.worker.cleanup.enabled",
+    "spark.ui.reverseProxy",
+    "spark.ui.reverseProxyUrl",
 )
 
 

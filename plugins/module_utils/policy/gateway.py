@@ -1,0 +1,121 @@
+"""The pool's UI gateway: what it serves, as pure functions (the agent of the gateway host applies it).
+
+One nginx per pool, on the first master, serves every cluster's Spark UIs over HTTPS at
+``/clusters/<name>/``: the master's UI, and through Spark's own reverse proxy (``spark.ui.reverseProxy``
+with ``spark.ui.reverseProxyUrl=/clusters/<name>``, set in every node's conf by the images' entrypoint)
+its workers' UIs and the UI of every running application, at ``/clusters/<name>/proxy/<id>/``. nginx
+strips the prefix and passes the request to the master's UI port on the cluster's network.
+
+Every cluster has its own credentials: user ``<name>``, a random password kept with the cluster's
+secrets. The gateway has only a salted hash of it (``{SSHA}``, one of the schemes nginx's
+``auth_basic_user_file`` reads), in a password file of that cluster alone, so one cluster's password
+never opens another's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import re
+
+from ..core.errors import DcmError
+from ..core.naming import MASTER_UI_PORT
+
+PATH_PREFIX = "/clusters/"
+DEFAULT_PORT = 8443
+CONF_MOUNT = "/etc/dcm-gateway"  # where the gateway container sees the files the agent writes
+_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def ui_path(cluster: str) -> str:
+    """The cluster's UIs at the gateway: ``/clusters/face/``."""
+    return f"{PATH_PREFIX}{cluster}/"
+
+
+def ui_url(address: str, port: int, cluster: str) -> str:
+    """``https://<gateway host>:<port>/clusters/<name>/``."""
+    return f"https://{address}:{int(port)}{ui_path(cluster)}"
+
+
+def htpasswd_line(user: str, password: str) -> str:
+    """``user:{SSHA}...``: the salted SHA-1 of a random password, as nginx and OpenLDAP read it.
+
+    The salt is derived from the user and password so the line is the same at every write (the gateway
+    reloads only when something changed); a password of 192 random bits needs no per-write salt to
+    resist guessing, and the salt still keeps equal passwords' hashes apart across clusters."""
+    if not user or ":" in user or not password:
+        raise DcmError("a gateway user needs a name without ':' and a password")
+    salt = hashlib.sha256(f"dcm-gateway:{user}:{password}".encode("utf-8")).digest()[:8]
+    digest = hashlib.sha1(password.encode("utf-8") + salt).digest()  # noqa: S324  # the scheme nginx reads
+    return f"{user}:{{SSHA}}{base64.b64encode(digest + salt).decode('ascii')}"
+
+
+def verify_htpasswd(line: str, user: str, password: str) -> bool:
+    """True when ``line`` (from :func:`htpasswd_line`) accepts ``user`` with ``password``."""
+    name, _sep, hashed = line.partition(":")
+    if name != user or not hashed.startswith("{SSHA}"):
+        return False
+    raw = base64.b64decode(hashed[len("{SSHA}"):])
+    digest, salt = raw[:20], raw[20:]
+    return hashlib.sha1(password.encode("utf-8") + salt).digest() == digest  # noqa: S324
+
+
+def gateway_entry(cluster: str, password: str) -> dict:
+    """``/dcm/gateway/<name>``: what the gateway needs of a cluster (never its password)."""
+    return {"cluster": cluster, "user": cluster, "htpasswd": htpasswd_line(cluster, password)}
+
+
+def routes(records: dict, entries: dict, status: dict) -> dict:
+    """``{cluster: {"network", "driver", "address" or None, "htpasswd"}}``: what the gateway serves now.
+
+    ``records`` are the cluster records, ``entries`` the gateway entries (``{cluster: entry}``) and
+    ``status`` every host's reports (``{(cluster, node): report}``). A cluster without an entry is not
+    served (no credentials, no route); one whose master has not reported an address yet answers 503."""
+    found = {}
+    for name, record in sorted(records.items()):
+        entry = entries.get(name)
+        if not _NAME.match(name) or not isinstance(entry, dict) or not str(entry.get("htpasswd", "")).startswith(
+                f"{name}:"):
+            continue
+        network = record.get("network") or {}
+        report = status.get((name, "master")) or {}
+        address = report.get("address")
+        if report.get("host") != (record.get("placement") or {}).get("master") or report.get("state") != "running":
+            address = None  # the master moved and its new host has not reported it yet
+        try:
+            address = str(ipaddress.IPv4Address(address)) if address else None
+        except ValueError:
+            address = None
+        found[name] = {"network": str(network.get("name") or ""), "driver": str(network.get("driver") or ""),
+                       "address": address, "htpasswd": str(entry["htpasswd"])}
+    return found
+
+
+def render_locations(served: dict) -> str:
+    """The nginx ``location`` blocks of the clusters in ``served`` (from :func:`routes`)."""
+    lines = ["# Written by the DCM agent of the gateway host: one location per deployed cluster.\n"]
+    for name, route in sorted(served.items()):
+        prefix = ui_path(name)
+        lines += [
+            f"location = {prefix[:-1]} {{ return 301 {prefix}; }}\n",
+            f"location {prefix} {{\n",
+            f'    auth_basic "DCSpark cluster {name}";\n',
+            f"    auth_basic_user_file {CONF_MOUNT}/htpasswd/{name};\n",
+        ]
+        if route["address"]:
+            upstream = f"http://{route['address']}:{MASTER_UI_PORT}/"
+            # Spark's redirects (a worker's or an application's proxied page) name the master or the
+            # gateway as Spark saw it, with or without the prefix: all of them go back under the prefix
+            lines += [
+                f"    proxy_pass {upstream};\n",
+                f"    proxy_redirect ~^https?://[^/]+({prefix}.*)$ $1;\n",
+                f"    proxy_redirect ~^https?://[^/]+/(.*)$ {prefix}$1;\n",
+                "    proxy_set_header Host $http_host;\n",
+                "    proxy_set_header X-Forwarded-Proto https;\n",
+                "    proxy_set_header Authorization \"\";\n",  # the cluster's password stays at the gateway
+            ]
+        else:
+            lines.append(f'    return 503 "cluster {name}: its master is not running yet\\n";\n')
+        lines.append("}\n")
+    return "".join(lines)
