@@ -24,6 +24,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.state.etcd import (
     cmp_mod_revision_below,
     op_put,
 )
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.gateway import verify_htpasswd
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import normalize_spec
 from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import (
     cluster_usage,
@@ -406,7 +407,14 @@ def test_dcm_cluster_lifecycle(clean_etcd, tmp_path):
     assert "secret" not in json.loads(stored.value)
     assert len(stored_record["secret"]) == 64 and int(stored_record["secret"], 16) >= 0
     assert created["record"]["secret"] == "********" and stored_record["secret"] not in json.dumps(created)
-    assert {**stored_record, "secret": "********"} == created["record"]
+    assert {**stored_record, "secret": "********", "ui_password": "********"} == created["record"]
+    # ... and so is its UI password, whose hash alone is the gateway's; the hosts' copies go without it
+    assert stored_record["ui_password"] not in json.dumps(created)
+    entry = json.loads(client.get(keys.gateway_key("face")).value)
+    assert entry["user"] == "face" and verify_htpasswd(entry["htpasswd"], "face", stored_record["ui_password"])
+    for host in DcmStore(client).held_secrets("face")["hosts"]:
+        copy = json.loads(client.get(keys.host_secrets_key(host, "face")).value)
+        assert copy["secret"] == stored_record["secret"] and "ui_password" not in copy
     assert created["record"]["deployed_by"] == "pytest"
 
     again = run_module("dcm_cluster", args)
@@ -429,6 +437,7 @@ def test_dcm_cluster_lifecycle(clean_etcd, tmp_path):
     removed = run_module("dcm_cluster", absent, diff=True)
     assert removed["changed"] is True and removed["diff"]["after"] == {}
     assert client.get_prefix(keys.CLUSTERS)[0] == [] and client.get_prefix(keys.STATUS)[0] == []
+    assert client.get_prefix(keys.GATEWAY)[0] == []  # the gateway stops serving it
     assert run_module("dcm_cluster", absent)["changed"] is False
 
 
