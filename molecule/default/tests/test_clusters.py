@@ -772,8 +772,9 @@ def test_scale_follows_the_worker_count_without_a_build_and_keeps_master_and_dri
 
     state = pool.state()
     refused = playbook(pool.inventory, "scale_cluster.yml", "-e", f"cluster={VIDEO}", "-e", "workers=500")
-    # the failure is printed as YAML, whose long strings fold at any space (with a backslash when double-quoted)
-    said = " ".join(refused.stdout.split())
+    # the failure is printed as YAML, whose long strings fold at any space (with a backslash when double-quoted),
+    # and on stderr under molecule (its ansible.cfg has display_failed_stderr): stop 22 failed on that
+    said = " ".join((refused.stdout + refused.stderr).split())
     failure = said[said.index("FAILED!"):][:2000] if "FAILED!" in said else said[-3000:]  # the task's message
     assert refused.returncode != 0, failure
     assert re.search(r"worker-\d+\W+\(1\W+CPU\W+1g\)\W+fits\W+on\W+no\W+host", said), failure
