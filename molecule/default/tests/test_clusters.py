@@ -351,7 +351,8 @@ def test_an_agents_etcd_identity_reaches_only_its_own_keys(pool, deployed):
     other = next(name for name in pool.names if name != holder)
     probe = f"/dcm/status/{holder}/{FACE}/probe"
     requests = [f"get /dcm/clusters/{FACE}", f"prefix /dcm/host-secrets/{holder}/", f"put {probe}",
-                "prefix /dcm/status/", f"put /dcm/events/agent-{holder}/probe",
+                "prefix /dcm/status/", f"put /dcm/events/agent-{holder}/probe", f"get /dcm/gateway/{FACE}",
+                f"put /dcm/gateway/{FACE}",  # its own password hash would open face's UIs
                 f"put /dcm/clusters/{FACE}", f"get /dcm/secrets/{FACE}", f"prefix /dcm/host-secrets/{other}/",
                 f"put /dcm/hosts/{other}", "prefix /dcm/jobs/", "put /dcm/images/probe",
                 f"put /dcm/status/{other}/{FACE}/master", f"put /dcm/events/agent-{other}/probe",
@@ -360,7 +361,7 @@ def test_an_agents_etcd_identity_reaches_only_its_own_keys(pool, deployed):
     said = pool.hosts[holder].check_output(
         f"echo {script} | base64 -d | python3 - " + " ".join(f"'{request}'" for request in requests)).splitlines()
     answers = dict(line.split(" -> ", 1) for line in said)
-    allowed, refused = requests[:5], requests[5:]
+    allowed, refused = requests[:6], requests[6:]
     assert all(answers[request] == "ok" for request in allowed), said
     assert all("permission denied" in answers[request] for request in refused), said
     for key in (probe, f"/dcm/events/agent-{holder}/probe"):
