@@ -1,13 +1,12 @@
-"""The pool's UI gateway: credentials, routes and nginx locations (pure), and the agent's files (real folder)."""
+"""The pool's UI gateway: credentials, routes and nginx locations (pure functions; the agent's side runs
+against the real engine and nginx in tests/integration/test_gateway_docker.py)."""
 
 import base64
 import hashlib
-import logging
 
 import pytest
 
 from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import DcmError
-from ansible_collections.dcspark.dcm.plugins.module_utils.host import gateway as host_gateway
 from ansible_collections.dcspark.dcm.plugins.module_utils.policy import gateway
 from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import (
     public_record, split_secrets, ui_password)
@@ -75,43 +74,7 @@ def test_locations_strip_the_prefix_authenticate_per_cluster_and_answer_503_with
     assert "proxy_redirect ~^https?://[^/]+/(.*)$ /clusters/face/$1;" in face
     assert 'proxy_set_header Authorization "";' in face  # the password is not passed on to Spark
     video = text[text.index("location /clusters/video/ {"):]
-    assert "htpasswd/video;" in video and "return 503" in video and "proxy_pass" not in video
+    assert "htpasswd/video;" in video and "try_files /dcm-gateway-no-master =503;" in video
+    assert "proxy_pass" not in video and "return" not in video  # return would answer before the credentials
     assert "location = /clusters/face { return 301 /clusters/face/; }" in text
     assert gateway.ui_url("10.0.0.1", 8443, "face") == "https://10.0.0.1:8443/clusters/face/"
-
-
-class FakeContainer:
-    """Stands in for the Docker SDK's container where this test checks files only (no network to attach)."""
-
-    def __init__(self):
-        self.attrs = {"NetworkSettings": {"Networks": {"bridge": {}}}}
-        self.signals = []
-
-    def kill(self, signal):
-        self.signals.append(signal)
-
-    def reload(self):
-        pass
-
-
-class FakeClient:
-    def __init__(self, container):
-        self.containers = self
-        self.container = container
-
-    def get(self, _name):
-        return self.container
-
-
-def test_the_agent_writes_the_files_once_and_reloads_only_on_a_change(tmp_path):
-    container = FakeContainer()
-    gw = host_gateway.Gateway(FakeClient(container), "dcm-gateway", str(tmp_path), logging.getLogger("test"))
-    served = {"face": {"network": "dcm-face", "driver": "flannel", "address": "10.5.0.2", "htpasswd": "face:{SSHA}x"}}
-    assert gw.sync(served) and container.signals == ["SIGHUP"]
-    assert (tmp_path / "htpasswd" / "face").read_text() == "face:{SSHA}x\n"
-    assert (tmp_path / "htpasswd" / "face").stat().st_mode & 0o777 == 0o640
-    assert "proxy_pass http://10.5.0.2:8080/;" in (tmp_path / "locations.conf").read_text()
-    assert not gw.sync(served) and container.signals == ["SIGHUP"]  # nothing changed: no reload
-    assert gw.sync({}) and container.signals == ["SIGHUP", "SIGHUP"]  # undeployed: its file goes
-    assert list((tmp_path / "htpasswd").iterdir()) == []
-    assert "clusters/face" not in (tmp_path / "locations.conf").read_text()

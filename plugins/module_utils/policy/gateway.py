@@ -116,6 +116,8 @@ def render_locations(served: dict) -> str:
                 "    proxy_set_header Authorization \"\";\n",  # the cluster's password stays at the gateway
             ]
         else:
-            lines.append(f'    return 503 "cluster {name}: its master is not running yet\\n";\n')
+            # 503 after the credentials are checked (try_files runs after access; return would run before
+            # it and tell anyone that the cluster exists)
+            lines.append("    try_files /dcm-gateway-no-master =503;\n")
         lines.append("}\n")
     return "".join(lines)
