@@ -76,3 +76,27 @@ def test_an_agent_sees_records_and_its_secrets_at_one_revision(clean_etcd, monke
     assert "face" in records and secrets["face"]["secret"] == face["secret"]
     monkeypatch.undo()
     assert store.host_view(host) == ({}, {})
+
+
+def test_the_ui_password_is_kept_across_generations_and_a_cluster_from_before_the_gateway_gets_one(clean_etcd):
+    """The UI password follows the cluster like its secret; one deployed before the gateway existed (no
+    password held, no gateway entry) gets one at its next generation, its Spark secret unchanged."""
+    client = clean_etcd.client
+    store = DcmStore(client)
+    for host in ("a", "b", "c"):
+        register(store, host, 4, 8)
+    first = store.reserve(spec("face", workers=2)).record
+    password = store.held_secrets("face")["secrets"]["ui_password"]
+    assert password == first["ui_password"] and len(password) >= 32
+    store.reserve(spec("face", workers=3), strategy="all-at-once")
+    assert store.held_secrets("face")["secrets"]["ui_password"] == password
+    # as an older release left it
+    held = store.held_secrets("face")
+    client.put(keys.secrets_key("face"),
+               json.dumps(dict(held, secrets={k: v for k, v in held["secrets"].items() if k != "ui_password"})))
+    client.delete(keys.gateway_key("face"))
+    store.reserve(spec("face", workers=2), strategy="all-at-once")
+    given = store.held_secrets("face")["secrets"]
+    assert given["ui_password"] and given["ui_password"] != password and given["secret"] == first["secret"]
+    entry = json.loads(client.get(keys.gateway_key("face")).value)
+    assert entry["htpasswd"].startswith("face:{SSHA}") and given["ui_password"] not in json.dumps(entry)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from ..core.errors import CorruptRecord, ReservationConflict, StoreError
 from ..policy.gateway import gateway_entry
 from ..policy.placement import (NODE_SECRET_FIELDS, SECRET_FIELDS, Snapshot, cluster_record, plan_cluster, plan_scale,
-                                prune_entry, record_unchanged, split_secrets, volume_pins, with_secrets)
+                                prune_entry, record_unchanged, split_secrets, ui_password, volume_pins, with_secrets)
 from ..policy.rollout import DEFAULT_KEEP, STRATEGIES, history_entry, node_views, rolling_possible, start_rollout
 from ..policy.scheduler import Plan
 from ..spec.model import canonical_json, scaled_spec, spec_hash
@@ -387,14 +387,15 @@ class DcmStore:
         if not secrets.get("secret"):
             raise StoreError(f"cluster {name}: its secret is neither in the record nor in {keys.secrets_key(name)}; "
                              "deploy the cluster again (deploy_cluster.yml) to give it a new one")
+        if not secrets.get("ui_password"):  # kept from before; a cluster deployed before the gateway gets one now
+            secrets = dict(secrets, ui_password=(held.get("secrets") or {}).get("ui_password") or ui_password(None))
         hosts = sorted({host for _node, host, _view in node_views(record)})
         ops = [op_put(keys.cluster_key(name), canonical_json(public)),
                op_put(keys.secrets_key(name), canonical_json({"cluster": name, "secrets": secrets, "hosts": hosts}))]
         copy = {field: value for field, value in secrets.items() if field in NODE_SECRET_FIELDS}
         ops += [op_put(keys.host_secrets_key(host, name), canonical_json(dict(copy, cluster=name)))
                 for host in hosts]
-        if secrets.get("ui_password"):
-            ops.append(op_put(keys.gateway_key(name), canonical_json(gateway_entry(name, secrets["ui_password"]))))
+        ops.append(op_put(keys.gateway_key(name), canonical_json(gateway_entry(name, secrets["ui_password"]))))
         ops += [op_delete(keys.host_secrets_key(host, name))
                 for host in sorted(set(held.get("hosts") or ()) - set(hosts))]
         return ops
