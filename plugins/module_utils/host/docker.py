@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -31,6 +30,7 @@ from ..core import labels
 from ..core.errors import DcmError
 from ..policy.gc import ContainerInfo, ImageInfo
 from ..policy.rollout import node_views
+from .files import atomic_write
 
 DEFAULT_DOCKER_HOST = "unix://var/run/docker.sock"
 DEFAULT_LAST_USED_FILE = "/var/lib/dcm/image-last-used.json"
@@ -123,18 +123,7 @@ def record_image_use(path: str, image_id: str, when: float | None = None) -> Non
     entries[image_id] = max(when, entries.get(image_id, when))
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".image-last-used.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(entries, handle, sort_keys=True, indent=0)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, json.dumps(entries, sort_keys=True, indent=0), 0o644)
 
 
 def _last_use(last_used: dict, image_id: str) -> float | None:

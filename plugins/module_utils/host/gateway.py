@@ -12,9 +12,9 @@ changed. nginx keeps serving its previous configuration if a new one does not lo
 from __future__ import annotations
 
 import os
-import tempfile
 
 from ..policy import gateway as policy
+from .files import atomic_write
 
 LOCATIONS_FILE = "locations.conf"
 HTPASSWD_DIR = "htpasswd"
@@ -29,16 +29,7 @@ def write_if_changed(path: str, text: str, mode: int = 0o640) -> bool:
                 return False
     except FileNotFoundError:
         pass
-    handle, temporary = tempfile.mkstemp(prefix=".gateway.", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    atomic_write(path, text, mode)
     return True
 
 
