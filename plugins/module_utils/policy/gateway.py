@@ -21,11 +21,12 @@ import re
 
 from ..core.errors import DcmError
 from ..core.naming import MASTER_UI_PORT
+from ..spec.schema import SCHEMA
 
 PATH_PREFIX = "/clusters/"
-DEFAULT_PORT = 8443
 CONF_MOUNT = "/etc/dcm-gateway"  # where the gateway container sees the files the agent writes
-_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# the spec's rule for a cluster name: nothing else from etcd reaches nginx's configuration
+_NAME = re.compile(SCHEMA["properties"]["name"]["pattern"])
 
 
 def ui_path(cluster: str) -> str:
