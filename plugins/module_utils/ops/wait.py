@@ -70,8 +70,9 @@ def observe(store: DcmStore, cluster: str, alive: bool = True, cafile: str | Non
         password = (store.held_secrets(cluster).get("secrets") or {}).get("ui_password")
         if view["ui"] and password:
             count = alive_workers(view["ui"], hosts=names, auth=(cluster, password), cafile=cafile)
-        elif view["ui_local"]:
-            count = alive_workers(view["ui_local"].split(" on ")[0], hosts=names)
+        else:  # no gateway: the master's UI on its host's loopback, when the spec publishes it there
+            port = next((node["ui_port"] for node in nodes if node["node"] == "master"), None)
+            count = alive_workers(f"http://127.0.0.1:{port}" if port else None, hosts=names)
     progress = f"{view['running']}/{len(nodes)} nodes running"
     if alive:
         progress += f", {count or 0}/{workers} workers ALIVE"
