@@ -325,30 +325,34 @@ class Converger:
             record_actions(self.events, done, wanted, self.config.host_name)
         reports = {name: self.nodes.status(node, self.config.host_name) for name, node in wanted.items()}
         self.addresses = {name: report["address"] for name, report in reports.items() if report.get("address")}
-        self.hosts_files(wanted)
+        status = self.hosts_files(wanted)
         self.report(wanted, reports, lease)
-        self.serve_gateway()
+        self.serve_gateway(status)
         return actions
 
-    def serve_gateway(self) -> None:
-        """On the gateway host: serve every deployed cluster's UIs with its own credentials."""
+    def serve_gateway(self, status: dict | None = None) -> None:
+        """On the gateway host: serve every deployed cluster's UIs with its own credentials (``status``: every
+        host's reports when this pass has read them already)."""
         if self.gateway is None:
             return
-        self.gateway.sync(gateway_policy.routes(self.records, self.store.gateway_entries(), self.store.status()))
+        status = self.store.status() if status is None else status
+        self.gateway.sync(gateway_policy.routes(self.records, self.store.gateway_entries(), status))
 
-    def hosts_files(self, wanted: dict) -> None:
-        """Write the hosts file of every flannel cluster with a node here; remove those of the others."""
+    def hosts_files(self, wanted: dict) -> dict | None:
+        """Write the hosts file of every flannel cluster with a node here; remove those of the others.
+        Returns every host's reports when it read them (a flannel cluster has a node here), else None."""
         files = self.nodes.hosts_files
         clusters = {node.cluster for node in wanted.values() if node.network_driver == flannel.DRIVER}
         # every host's reports, read once for all the clusters (they are keyed by host, not by cluster)
-        status = self.store.status() if clusters else {}
+        status = self.store.status() if clusters else None
         for cluster in sorted(clusters):
             local = {name: address for name, address in self.addresses.items()
                      if name in wanted and wanted[name].cluster == cluster}
-            reports = [report for (owner, _node), report in status.items() if owner == cluster]
+            reports = [report for (owner, _node), report in (status or {}).items() if owner == cluster]
             if files.write(cluster, flannel.cluster_addresses(reports, local)):
                 LOG.info("hosts file of cluster %s updated (%s)", cluster, files.path(cluster))
         files.prune(clusters)
+        return status
 
     def report(self, wanted: dict, reports: dict, lease: int) -> None:
         if not lease:
