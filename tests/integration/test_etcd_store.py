@@ -176,6 +176,73 @@ def test_reserve_generations_and_remove(clean_etcd):
     assert store.remove_cluster("face") == (None, [])
 
 
+def test_removals_that_race_each_other_or_a_write_all_land(clean_etcd):
+    """Two undeploys read the same record; a write lands between another removal's read and commit.
+
+    Each removal reads again and removes what is there: one returns the record, the other finds none,
+    and a removal whose record was rewritten meanwhile removes the newer record."""
+    client = clean_etcd.client
+    store = DcmStore(client)
+    register(store, "h1", 4, 8)
+    store.reserve(spec("face", workers=1))
+    barrier = threading.Barrier(2, timeout=30)
+    outcomes: dict = {}
+
+    def undeploy(index: int) -> None:
+        racer = DcmStore(clean_etcd.new_client())
+        real_get = racer.client.get
+        gets = []
+
+        def get(key, *args, **kwargs):
+            kv = real_get(key, *args, **kwargs)
+            if key == keys.cluster_key("face") and not gets:
+                gets.append(kv)
+                barrier.wait()  # both have read the record before either commits
+            return kv
+
+        racer.client.get = get
+        try:
+            outcomes[index] = racer.remove_cluster("face")
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=undeploy, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(isinstance(o, Exception) for o in outcomes.values()), outcomes
+    assert sorted(o[0] is None for o in outcomes.values()) == [False, True]  # one removed it, one found none
+    assert client.get(keys.cluster_key("face")) is None and client.get(keys.gateway_key("face")) is None
+
+    # a write between the removal's read and its commit: the newer record is the one removed
+    store.reserve(spec("face", workers=1))
+    writer = DcmStore(clean_etcd.new_client())  # another writer, with its own connection
+    real_txn = store.client.txn
+    rewrites = []
+
+    def txn(guards, ops, *args, **kwargs):
+        if not rewrites:
+            rewrites.append(writer.reserve(spec("face", workers=2)).record["generation"])
+        return real_txn(guards, ops, *args, **kwargs)
+
+    store.client.txn = txn
+    removed, purged = store.remove_cluster("face")
+    store.client.txn = real_txn
+    assert (removed["generation"], purged) == (rewrites[0], []) and len(removed["placement"]["workers"]) == 2
+    assert client.get(keys.cluster_key("face")) is None
+
+    # a writer that never stops: the removal gives up and says so, nothing half-removed
+    store.reserve(spec("face", workers=1))
+    counter = iter(range(3, 100))
+    store.client.txn = lambda guards, ops, *a, **k: (
+        writer.reserve(spec("face", workers=1 + next(counter) % 2)), real_txn(guards, ops, *a, **k))[1]
+    with pytest.raises(StoreError, match="kept changing while it was being removed"):
+        store.remove_cluster("face", attempts=3)
+    store.client.txn = real_txn
+    assert client.get(keys.cluster_key("face")) is not None and client.get(keys.secrets_key("face")) is not None
+
+
 # -- (c) the race ------------------------------------------------------------------
 RACERS = 20
 

@@ -199,7 +199,7 @@ def test_placement_is_the_plan_and_containers_sit_there(pool, deployed):
         record = pool.cluster(name)
         flat = " ".join(deployed[name].stdout.split())  # the callback wraps long lines
         planned = re.search(r"plan: master on (\S+), driver on (\S+), workers on ((?:\S+, )*[^\s,'\"]+)", flat)
-        assert planned, deployed[name].stdout[-3000:]
+        assert planned, deployed[name].stdout[-3000:] + deployed[name].stderr[-2000:]
         placement = record["placement"]
         assert [placement["master"], placement["driver"]] == [planned.group(1).rstrip(","), planned.group(2).rstrip(",")]
         assert ", ".join(placement["workers"]) == planned.group(3).strip()
@@ -629,22 +629,22 @@ def test_a_running_jobs_ui_opens_through_the_gateway_and_a_job_over_its_timeout_
 
 def test_logs_show_a_workers_registration_and_a_jobs_executor_output(pool, deployed, tmp_path):
     run = playbook(pool.inventory, "submit.yml", *submit_args(FACE, tmp_path, "-e", json.dumps({"args": ["logged"]})))
-    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     ident = job_id(run.stdout)
     worker = playbook(pool.inventory, "logs.yml", "-e", f"cluster={FACE}", "-e", "node=worker-1", "-e", "lines=400")
-    assert worker.returncode == 0 and "Successfully registered with master" in worker.stdout, worker.stdout[-3000:]
+    assert worker.returncode == 0 and "Successfully registered with master" in worker.stdout, worker.stdout[-3000:] + worker.stderr[-2000:]
     job = playbook(pool.inventory, "logs.yml", "-e", f"cluster={FACE}", "-e", f"job={ident}")
-    assert job.returncode == 0, job.stdout[-3000:]
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-2000:]
     assert "JOB logged spark 4.0.1" in job.stdout and "EXECUTOR-PROBE 2.1.3" in job.stdout, job.stdout[-4000:]
     assert re.search(r"--- worker-\d+ executor \d+ stdout", job.stdout), job.stdout[-4000:]
     status = playbook(pool.inventory, "status.yml", "-e", f"cluster={FACE}")
-    assert status.returncode == 0 and ident in status.stdout, status.stdout[-3000:]
+    assert status.returncode == 0 and ident in status.stdout, status.stdout[-3000:] + status.stderr[-2000:]
 
 
 def test_status_json_agrees_with_etcd_and_the_hosts_containers(pool, deployed, tmp_path):
     path = tmp_path / "status.json"
     run = playbook(pool.inventory, "status.yml", "-e", f"json={path}")
-    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     view = json.loads(path.read_text())
     assert sorted(cluster["name"] for cluster in view["clusters"]) == sorted(
         key.rsplit("/", 1)[1] for key in pool.etcd_get("/dcm/clusters/", prefix=True))
@@ -658,7 +658,7 @@ def test_status_json_agrees_with_etcd_and_the_hosts_containers(pool, deployed, t
     status = playbook(pool.inventory, "status.yml")
     for cluster in view["clusters"]:
         assert re.search(rf"^\s*{cluster['name']} gen {cluster['generation']}: Spark", status.stdout, re.M), status.stdout
-    assert re.search(r"^\s*HOST\s+ADDRESS\s+STATE\s+CPU-REQ", status.stdout, re.M), status.stdout[-3000:]
+    assert re.search(r"^\s*HOST\s+ADDRESS\s+STATE\s+CPU-REQ", status.stdout, re.M), status.stdout[-3000:] + status.stderr[-2000:]
 
 
 def worker_links(page: str, name: str) -> list:
@@ -668,7 +668,7 @@ def worker_links(page: str, name: str) -> list:
 
 def test_the_gateway_serves_each_cluster_with_its_own_credentials_only(pool, deployed):
     run = playbook(pool.inventory, "ui_credentials.yml", "-e", f"cluster={FACE}")
-    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     password = pool.ui_password(FACE)
     assert f"password: {password}" in run.stdout, run.stdout[-2000:]  # the documented command shows it
     assert f"{pool.gateway_url()}/clusters/{FACE}/" in run.stdout
@@ -795,4 +795,4 @@ def test_undeploy_leaves_nothing_behind(pool, deployed):
     # its resources are free again: the face cluster's hosts no longer count the video nodes
     status = playbook(pool.inventory, "status.yml")
     clusters = status.stdout.split("Show the clusters")[-1].split("Show the DCM master")[0]  # not the events
-    assert status.returncode == 0 and "face gen" in clusters and VIDEO not in clusters, status.stdout[-3000:]
+    assert status.returncode == 0 and "face gen" in clusters and VIDEO not in clusters, status.stdout[-3000:] + status.stderr[-2000:]

@@ -24,7 +24,7 @@ KEEP_2 = ("-e", "dcm_generations_keep=2")
 
 def deployed_generation(run) -> int:
     found = re.findall(r"cluster face, generation (\d+)", run.stdout)
-    assert found, run.stdout[-3000:]
+    assert found, run.stdout[-3000:] + run.stderr[-2000:]
     return int(found[-1])
 
 

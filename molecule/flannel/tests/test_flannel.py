@@ -157,7 +157,7 @@ def test_the_driver_runs_a_jupyter_server_that_needs_its_token_and_runs_notebook
     flat = " ".join(deployed.stdout.split())
     shown = re.search(r"Jupyter: http://127\.0\.0\.1:(\d+)/lab on (\S+) \(token: docker exec spark-driver-span "
                       r"dcspark-node jupyter-token\)", flat)
-    assert shown, deployed.stdout[-3000:]
+    assert shown, deployed.stdout[-3000:] + deployed.stderr[-2000:]
     port, host = int(shown.group(1)), shown.group(2)
     assert host == pool.cluster(CLUSTER)["placement"]["driver"]
     driver = pool.hosts[host]

@@ -310,7 +310,8 @@ class DcmStore:
             "nothing was reserved, run the deploy again"
         )
 
-    def remove_cluster(self, name: str, check_mode: bool = False, purge: bool = False) -> tuple:
+    def remove_cluster(self, name: str, check_mode: bool = False, purge: bool = False,
+                       attempts: int = 10) -> tuple:
         """Delete a cluster's record and status keys in one transaction: ``(removed record or None, purged)``.
 
         Its retained generations stay (their images stay in the registry for a quick redeploy, which
@@ -318,34 +319,40 @@ class DcmStore:
         job records and the image provenance records go too, even of a cluster
         without a record, and the images of every generation (the current one included) go to the
         registry's prune queue; ``purged`` lists those generations.
+
+        The transaction is guarded on the record it read. When another writer got there first (a
+        concurrent undeploy removed it, the master moved a node, a deploy reserved again), the removal
+        reads again and removes what is there now: an undeploy removes the cluster as it stands when it
+        lands. :class:`StoreError` after ``attempts`` lost races.
         """
-        kv = self.client.get(keys.cluster_key(name))
-        record = load(kv) if kv else None
-        history = self.history(name) if purge else {}
-        if purge and record is not None:
-            history.setdefault(int(record.get("generation", 0)), history_entry(record, "recorded"))
-            if record.get("rollout"):
-                old = record["rollout"]["from"]
-                history.setdefault(int(old.get("generation", 0)), history_entry(old, "recorded"))
-        if check_mode or (record is None and not history):
-            return record, sorted(history)
-        ops = []
-        guards = []
-        if record is not None:
-            guards.append(cmp_mod_revision(kv.key, kv.mod_revision))
-            ops += [op_delete(kv.key), op_delete(keys.secrets_key(name)), op_delete(keys.gateway_key(name))]
-            ops += [op_delete(key) for key in self._status_keys(name)]
-            ops += [op_delete(keys.host_secrets_key(host, name))
-                    for host in self.held_secrets(name).get("hosts") or ()]
-        if purge:
-            now = time.time()
-            for prefix in (keys.generations_prefix(name), keys.jobs_prefix(name), keys.images_prefix(name)):
-                ops.append(op_delete(prefix, keys.prefix_end(prefix)))
-            ops += [op_put(keys.prune_key(name, g), prune_entry(name, entry, now)) for g, entry in history.items()]
-        ok, _r, _rev = self.client.txn(guards, ops)
-        if not ok:
-            raise StoreError(f"cluster {name} changed while it was being removed; run the removal again")
-        return record, sorted(history)
+        for _attempt in range(attempts):
+            kv = self.client.get(keys.cluster_key(name))
+            record = load(kv) if kv else None
+            history = self.history(name) if purge else {}
+            if purge and record is not None:
+                history.setdefault(int(record.get("generation", 0)), history_entry(record, "recorded"))
+                if record.get("rollout"):
+                    old = record["rollout"]["from"]
+                    history.setdefault(int(old.get("generation", 0)), history_entry(old, "recorded"))
+            if check_mode or (record is None and not history):
+                return record, sorted(history)
+            guards = [cmp_mod_revision(kv.key, kv.mod_revision) if kv else cmp_absent(keys.cluster_key(name))]
+            ops = []
+            if record is not None:
+                ops += [op_delete(kv.key), op_delete(keys.secrets_key(name)), op_delete(keys.gateway_key(name))]
+                ops += [op_delete(key) for key in self._status_keys(name)]
+                ops += [op_delete(keys.host_secrets_key(host, name))
+                        for host in self.held_secrets(name).get("hosts") or ()]
+            if purge:
+                now = time.time()
+                for prefix in (keys.generations_prefix(name), keys.jobs_prefix(name), keys.images_prefix(name)):
+                    ops.append(op_delete(prefix, keys.prefix_end(prefix)))
+                ops += [op_put(keys.prune_key(name, g), prune_entry(name, entry, now)) for g, entry in history.items()]
+            ok, _r, _rev = self.client.txn(guards, ops)
+            if ok:
+                return record, sorted(history)
+        raise StoreError(f"cluster {name} kept changing while it was being removed ({attempts} attempts); "
+                         "run the removal again")
 
     # -- hosts ---------------------------------------------------------------------------------
     def register_host(self, record: dict, ttl: int = 30) -> int:
