@@ -38,7 +38,7 @@ options:
     type: str
     required: true
   node:
-    description: C(master), C(driver) or C(worker-N).
+    description: C(master), C(driver), C(worker-N), or C(history) (a cluster with a history server).
     type: str
   job:
     description: Id of a job (RV(dcspark.dcm.dcm_submit#module:job_id)), to read its record from etcd.
@@ -99,7 +99,7 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.host.docker import con
 from ansible_collections.dcspark.dcm.plugins.module_utils.interface.module import DcmModule
 from ansible_collections.dcspark.dcm.plugins.module_utils.ops.jobs import executor_logs, node_log
 
-NODE = re.compile(r"^(master|driver|worker-[1-9][0-9]*)$")
+NODE = re.compile(r"^(master|driver|history|worker-[1-9][0-9]*)$")
 
 
 def tail(lines: list, count: int) -> list:
@@ -112,7 +112,7 @@ def read_logs(m: DcmModule) -> None:
     if count < 0:
         raise DcmError(f"lines must be 0 (all) or more, got {count}")
     if node is not None and not NODE.match(node):
-        raise DcmError(f"node must be master, driver or worker-N, got {node!r}")
+        raise DcmError(f"node must be master, driver, history or worker-N, got {node!r}")
     if params["job"]:
         store = m.store()
         if store is None:

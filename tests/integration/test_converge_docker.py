@@ -76,6 +76,15 @@ def containers_of(lab):
     return {c.name: c for c in lab["client"].containers.list(all=True, filters={"label": f"{TEST_RUN}={lab['run']}"})}
 
 
+def remove_nodes_and_volume(lab, volume: str) -> None:
+    """What a volume test made: this run's containers, then the volume of exactly that name."""
+    for container in containers_of(lab).values():
+        container.remove(force=True)
+    for found in lab["client"].volumes.list(filters={"name": volume}):
+        if found.name == volume:
+            found.remove(force=True)
+
+
 def test_converge_creates_limited_non_root_nodes_and_reports_them(lab, tmp_path):
     nodes = converge.DockerNodes(lab["client"], last_used_file=str(tmp_path / "last-used.json"))
     wanted, actions = converge_once(lab, [record(lab)], nodes)
@@ -219,8 +228,38 @@ def test_a_volume_keeps_what_a_node_wrote_across_containers_and_an_undeploy(lab,
         assert any(f"volume {volume} on this host is not cluster {name}'s" in str(error)
                    for error in nodes.errors.values()), nodes.errors
     finally:
-        for container in containers_of(lab).values():
-            container.remove(force=True)
-        for found in lab["client"].volumes.list(filters={"name": volume}):
-            if found.name == volume:
-                found.remove(force=True)
+        remove_nodes_and_volume(lab, volume)
+
+
+def test_a_history_server_runs_its_command_with_its_own_health_check_on_the_drivers_event_volume(lab, tmp_path):
+    """The history node: the master's image told to run ``history``, its health asked on its own port, the
+    event-log volume shared with the driver (what the driver writes, the server reads)."""
+    answer = lab["api"].import_image_from_data(
+        busybox_tar({"opt/dcspark/events": 185}), repository="dcspark-test/node",
+        tag=f"{lab['run']}-history",
+        changes=[f"LABEL {TEST_RUN}={lab['run']}", "USER 185:185", 'ENTRYPOINT ["/bin/sh", "-c", "exec sleep 3600"]',
+                 'CMD ["master"]'])
+    image = json.loads(answer.strip().splitlines()[-1])["status"]
+    rec = record(lab, image=image, count=1)
+    rec["spec"]["history"] = {"cpus": 0.25, "memory": 512 * MIB, "max_age": "1d"}
+    name, volume = rec["name"], f"dcm-{rec['name']}.history"
+    nodes = converge.DockerNodes(lab["client"], last_used_file=str(tmp_path / "last-used.json"))
+    try:
+        wanted, _actions = converge_once(lab, [rec], nodes)
+        assert not nodes.errors, nodes.errors
+        found = containers_of(lab)
+        history, driver = found[f"spark-history-{name}"], found[f"spark-driver-{name}"]
+        config = history.attrs["Config"]
+        assert config["Cmd"] == ["history"] and found[f"spark-master-{name}"].attrs["Config"]["Cmd"] == ["master"]
+        assert config["Healthcheck"]["Test"] == converge.HISTORY_HEALTHCHECK["test"]
+        assert (history.attrs["HostConfig"]["NanoCpus"], history.attrs["HostConfig"]["Memory"]) == (25 * 10**7, 512 * MIB)
+        for container in (history, driver):
+            mounts = [(m.get("Name"), m["Destination"], m["RW"]) for m in container.attrs["Mounts"]]
+            assert mounts == [(volume, converge.EVENT_LOG_DIR, True)], (container.name, mounts)
+        assert not found[f"spark-worker-{name}-1"].attrs["Mounts"]
+        wrote = driver.exec_run(["sh", "-c", f"echo app-1 > {converge.EVENT_LOG_DIR}/app-1"])  # as 185
+        assert wrote.exit_code == 0, wrote.output
+        assert history.exec_run(["cat", f"{converge.EVENT_LOG_DIR}/app-1"]).output.decode().strip() == "app-1"
+        assert nodes.status(wanted[f"spark-history-{name}"], "here")["state"] == "running"
+    finally:
+        remove_nodes_and_volume(lab, volume)

@@ -15,13 +15,15 @@ import time
 
 import pytest
 from support import run_module
-from test_etcd_store import overcommitted, register, spec, stored_clusters
+from test_etcd_store import overcommitted, raw_spec, register, spec, stored_clusters
 
 from ansible_collections.dcspark.dcm.plugins.module_utils.state import keys
 from ansible_collections.dcspark.dcm.plugins.module_utils.core import naming
 from ansible_collections.dcspark.dcm.plugins.module_utils.state.events import EventLog, read_events
 from ansible_collections.dcspark.dcm.plugins.module_utils.daemons.master import Leadership, Master, MasterConfig
 from ansible_collections.dcspark.dcm.plugins.module_utils.state.store import DcmStore
+from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import cluster_usage
+from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import normalize_spec
 
 pytestmark = pytest.mark.etcd
 
@@ -84,6 +86,26 @@ def test_nodes_of_a_host_that_lost_its_lease_move_and_the_others_stay(clean_etcd
     events = read_events(client, cluster="face")
     assert [e["kind"] for e in events] == ["reschedule"] and victim in events[0]["message"]
     assert dcm.check() == []  # repaired: the next check has nothing to do
+
+
+def test_a_history_server_moves_with_its_driver_and_both_are_counted_where_they_land(clean_etcd):
+    client = clean_etcd.client
+    store = DcmStore(client)
+    leases = pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
+    raw = dict(raw_spec("face", workers=2), history={"cpus": 1, "memory": "2g"})
+    before = store.reserve(normalize_spec(raw)).record
+    placed = hosts_of(before)
+    assert placed["history"] == placed["driver"]
+    client.lease_revoke(leases[placed["driver"]])
+    decisions = leading(clean_etcd).check()
+    after = hosts_of(stored_clusters(client)["face"])
+    assert [d.kind for d in decisions] == ["move"] and {"driver", "history"} <= set(decisions[0].moves)
+    assert after["history"] == after["driver"] != placed["driver"]
+    assert decisions[0].moves["history"] == (placed["driver"], after["driver"])
+    # the driver's host holds both: 2 CPUs and 3 GiB more than the driver alone would
+    usage = cluster_usage(stored_clusters(client)["face"])
+    assert usage[after["driver"]][0] >= 2000 and usage[after["driver"]][1] >= 3 * (1 << 30)
+    assert not overcommitted(client)
 
 
 def test_a_host_within_its_grace_period_keeps_its_nodes(clean_etcd):

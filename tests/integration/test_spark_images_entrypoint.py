@@ -32,6 +32,7 @@ RECORDER = """#!/bin/sh
 # records its name and arguments, NUL-separated
 { printf '%s\\0' "$(basename "$0")"; for a in "$@"; do printf '%s\\0' "$a"; done; } > "$DCSPARK_TEST_RECORD"
 printf '%s' "${_SPARK_AUTH_SECRET:-}" > "$DCSPARK_TEST_RECORD.secret"
+printf '%s' "${SPARK_HISTORY_OPTS:-}" > "$DCSPARK_TEST_RECORD.history-opts"
 """
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -192,6 +193,38 @@ def test_the_spec_turns_kill_links_on_but_cannot_move_or_drop_the_reverse_proxy(
     assert ("spark.ui.reverseProxyUrl", "/elsewhere") not in settings and settings[-2:] == SECURITY[-2:]
     refused = image.run("dcspark-node", "master", **_cluster_env(DCSPARK_CLUSTER="../x"))
     assert refused.returncode == 64 and "DCSPARK_CLUSTER must be the cluster's name" in refused.stderr
+
+
+def test_a_history_server_reads_the_event_logs_under_the_gateways_path_and_cleans_old_ones(image, tmp_path):
+    conf = {"spark.history.fs.cleaner.enabled": False, "spark.executor.memory": "512m"}
+    env = _cluster_env(DCSPARK_SPARK_CONF=json.dumps(conf), DCSPARK_EVENT_LOG_DIR="/opt/dcspark/events",
+                       DCSPARK_HISTORY_MAX_AGE="2d", SPARK_DAEMON_MEMORY="512m")
+    result = image.run("dcspark-node", "history", **env)
+    assert result.returncode == 0, result.stderr
+    assert image.recorded() == ["spark-class", "org.apache.spark.deploy.history.HistoryServer"]
+    assert (tmp_path / "record.history-opts").read_text() == "-Dspark.ui.proxyBase=/clusters/face/history"
+    settings = image.settings()
+    history = [("spark.history.fs.logDirectory", "file:/opt/dcspark/events"), ("spark.history.ui.port", "18080"),
+               ("spark.history.fs.cleaner.enabled", "true"), ("spark.history.fs.cleaner.maxAge", "2d")]
+    assert [pair for pair in settings if pair[0].startswith("spark.history.")] == [
+        ("spark.history.fs.cleaner.enabled", "false")] + history  # DCM's come after the spec's: they win
+    assert all(pair in settings[settings.index(("spark.executor.memory", "512m")):] for pair in SECURITY)
+    missing = image.run("dcspark-node", "history", **_cluster_env())
+    assert missing.returncode == 64 and "DCSPARK_EVENT_LOG_DIR is empty" in missing.stderr
+    bad_age = image.run("dcspark-node", "history", **dict(env, DCSPARK_HISTORY_MAX_AGE="1; rm -rf /"))
+    assert bad_age.returncode == 64 and "DCSPARK_HISTORY_MAX_AGE must be like" in bad_age.stderr
+
+
+def test_a_driver_of_a_cluster_with_a_history_server_always_writes_event_logs_there(image):
+    conf = {"spark.eventLog.enabled": False}
+    result = image.run("dcspark-node", "driver", **_cluster_env(DCSPARK_SPARK_CONF=json.dumps(conf),
+                                                                DCSPARK_EVENT_LOG_DIR="/opt/dcspark/events"))
+    assert result.returncode == 0, result.stderr
+    settings = image.settings()
+    assert settings.index(("spark.eventLog.enabled", "true")) > settings.index(("spark.eventLog.enabled", "false"))
+    assert ("spark.eventLog.dir", "file:/opt/dcspark/events") in settings
+    plain = image.run("dcspark-node", "driver", **_cluster_env())
+    assert plain.returncode == 0 and "spark.eventLog.dir" not in dict(image.settings())
 
 
 def test_worker_offers_its_cores_and_memory(image):

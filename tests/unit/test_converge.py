@@ -227,3 +227,36 @@ def test_a_new_secret_changes_the_config_hash_and_the_label_does_not_reveal_it()
     second = converge.desired_nodes([rotated], "h1")["spark-master-face"]
     assert first.config_hash != second.config_hash
     assert all("s" * 64 not in str(value) for value in first.labels().values())
+
+
+def test_a_history_server_runs_beside_the_driver_from_the_master_image_on_the_event_log_volume():
+    history_record = record(history={"cpus": 0.5, "memory": "1g", "max_age": "2d"})
+    wanted = converge.desired_nodes([history_record], "h2")  # the driver's host
+    assert sorted(wanted) == ["spark-driver-face", "spark-history-face", "spark-worker-face-2"]
+    history, driver = wanted["spark-history-face"], wanted["spark-driver-face"]
+    assert history.image == history_record["images"]["master"] and history.role == "history"
+    assert (history.cpus, history.memory) == (500, 1024 * MIB)
+    events = ("dcm-face.history", converge.EVENT_LOG_DIR, False)
+    assert history.volumes == (events,) and driver.volumes == (events,)
+    assert wanted["spark-worker-face-2"].volumes == ()  # the workers do not see the event logs
+    env = dict(history.env)
+    assert (env["DCSPARK_EVENT_LOG_DIR"], env["DCSPARK_HISTORY_MAX_AGE"], env["SPARK_DAEMON_MEMORY"]) == (
+        converge.EVENT_LOG_DIR, "2d", "512m")
+    assert dict(driver.env)["DCSPARK_EVENT_LOG_DIR"] == converge.EVENT_LOG_DIR
+    assert "DCSPARK_EVENT_LOG_DIR" not in dict(converge.desired_nodes([record()], "h2")["spark-driver-face"].env)
+    assert history.labels()[labels.ROLE] == "history" and dict(history.secrets) == {"auth": "s" * 64}
+    assert "spark-history-face" not in converge.desired_nodes([history_record], "h1")
+
+
+def test_the_scheduler_places_the_history_server_with_the_driver_and_counts_both_there():
+    spec = record(history={"cpus": 1.5, "memory": "2g"})["spec"]
+    requests = placement.requests_of(spec)
+    assert (requests["driver"].cpus, requests["driver"].memory) == (2500, 3 * 1024 * MIB)  # driver + history
+    assert set(requests) == {"master", "driver", "worker"}
+    usage = placement.cluster_usage(dict(record(history={"cpus": 1.5, "memory": "2g"}),
+                                         placement={"master": "h1", "driver": "h2", "workers": ["h1"]}))
+    assert usage["h2"] == (2500, 3 * 1024 * MIB, 2)  # two containers: the driver and the history server
+    # the driver keeps its host across deploys: the event logs' volume lives there
+    previous = {"spec": spec, "placement": {"master": "h1", "driver": "h2", "workers": ["h1", "h2"]}}
+    assert placement.volume_pins(previous, spec) == {"driver": "h2"}
+    assert placement.volume_pins(previous, record()["spec"]) == {}  # history dropped: nothing to keep

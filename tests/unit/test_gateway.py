@@ -53,7 +53,7 @@ def test_routes_follow_the_masters_report_and_skip_clusters_without_credentials(
     served = gateway.routes(records, entries, status)
     assert sorted(served) == ["face", "video"]  # "other" has no gateway entry: not served at all
     assert served["face"] == {"network": "dcm-face", "driver": "overlay", "address": "10.0.1.5",
-                              "htpasswd": entries["face"]["htpasswd"]}
+                              "history": None, "htpasswd": entries["face"]["htpasswd"]}
     assert served["video"]["address"] is None  # its master moved to h2, which has not reported yet
     status[("face", "master")]["state"] = "exited"
     assert gateway.routes(records, entries, status)["face"]["address"] is None
@@ -61,6 +61,29 @@ def test_routes_follow_the_masters_report_and_skip_clusters_without_credentials(
     assert gateway.routes(records, entries, status)["face"]["address"] is None
     # an entry of another cluster's user does not serve this one
     assert "face" not in gateway.routes(records, {"face": entries["video"]}, status)
+
+
+def test_a_history_server_is_routed_where_the_record_places_it_beside_the_driver():
+    entries = {"face": gateway.gateway_entry("face", "p" * 32)}
+    records = {"face": dict(record(), spec={"history": {"max_age": "7d"}})}
+    records["face"]["placement"]["driver"] = "h2"
+    status = {("face", "master"): {"host": "h1", "state": "running", "address": "10.0.1.5"}}
+    assert gateway.routes(records, entries, status)["face"]["history"] == {"address": None}  # not reported: 503
+    status[("face", "history")] = {"host": "h1", "state": "running", "address": "10.0.1.9"}
+    assert gateway.routes(records, entries, status)["face"]["history"] == {"address": None}  # reported off its host
+    status[("face", "history")]["host"] = "h2"
+    served = gateway.routes(records, entries, status)
+    assert served["face"]["history"] == {"address": "10.0.1.9"}
+    text = gateway.render_locations(served)
+    history = text[text.index("location /clusters/face/history/ {"):]
+    assert "proxy_pass http://10.0.1.9:18080/;" in history and "htpasswd/face;" in history
+    assert "proxy_redirect ~^https?://[^/]+/(.*)$ /clusters/face/history/$1;" in history
+    assert "location = /clusters/face/history { return 301 /clusters/face/history/; }" in text
+    status[("face", "history")]["state"] = "exited"
+    text = gateway.render_locations(gateway.routes(records, entries, status))
+    history = text[text.index("location /clusters/face/history/ {"):]
+    assert "try_files /dcm-gateway-no-master =503;" in history and "proxy_pass" not in history
+    assert "proxy_pass http://10.0.1.5:8080/;" in text  # the master's UI is served all the same
 
 
 def test_locations_strip_the_prefix_authenticate_per_cluster_and_answer_503_without_a_master():

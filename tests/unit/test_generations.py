@@ -187,3 +187,11 @@ def test_during_a_rollout_a_host_keeps_the_images_of_the_generation_each_of_its_
     on_h1 = desired_on_host([record], "h1")  # worker-1 moved (new image), the master not yet (old image)
     assert new["images"]["worker"] in on_h1.image_refs and old["images"]["master"] in on_h1.image_refs
     assert old["images"]["worker"] not in on_h1.image_refs
+
+
+def test_a_history_server_moves_after_its_driver_and_before_the_master():
+    spec = normalize_spec({"name": "face", "runtime": {"spark_version": "4.0.1"}, "worker": {"count": 2},
+                           "history": {}})
+    record = {"name": "face", "spec": spec, "placement": {"master": "h1", "driver": "h2", "workers": ["h1", "h2"]}}
+    assert rollout.rollout_order(record) == ["worker-1", "worker-2", "driver", "history", "master"]
+    assert ("history", "h2") in [(node, host) for node, host, _view in rollout.node_views(record)]

@@ -13,6 +13,7 @@ import pytest
 from support import REPO
 from ansible_collections.dcspark.dcm.plugins.module_utils.core.errors import SpecError
 from ansible_collections.dcspark.dcm.plugins.module_utils.spec.model import (
+    check_job_conf,
     load_spec_file,
     normalize_spec,
     parse_spec_text,
@@ -52,7 +53,8 @@ MALFORMED = [
     ("count-missing", with_change("worker/count", DELETE), "worker.count: is required"),
     ("count-fraction", with_change("worker/count", 1.5), "worker.count: must be an integer, got a number 1.5"),
     ("worker-missing", {"name": "face", "runtime": {"spark_version": "4.0.1"}}, "worker: is required"),
-    ("unknown-top", dict(MINIMAL, gpus=1), "gpus: unknown key (allowed here: name, runtime, master, driver, worker, spark_conf, jupyter, ui, volumes, app)"),
+    ("unknown-top", dict(MINIMAL, gpus=1),
+     "gpus: unknown key (allowed here: name, runtime, master, driver, worker, spark_conf, jupyter, history, ui, volumes, app)"),
     ("unknown-nested", with_change("worker/gpus", 1), "worker.gpus: unknown key (allowed here: cpus, memory, count)"),
     ("name-upper", with_change("name", "Face"),
      "name: must be a DNS label: lowercase letters, digits and '-', starting with a letter and not ending with '-'; not 'proxy' or "
@@ -101,6 +103,15 @@ MALFORMED = [
      "spark_conf[\"spark.executor.memory\"]: 2g exceeds worker.memory 1g; lower it or raise worker.memory"),
     ("executor-cores-too-many", with_change("spark_conf", {"spark.executor.cores": 4}),
      "spark_conf[\"spark.executor.cores\"]: 4 exceeds worker.cpus 1; no executor could ever start"),
+    ("history-max-age", dict(MINIMAL, history={"max_age": "3w"}),
+     "history.max_age: must be a number of hours or days like '12h' or '7d', got \"3w\""),
+    ("history-small", dict(MINIMAL, history={"memory": "256m"}),
+     "history.memory: must be at least 512m for a Spark JVM, got \"256m\""),
+    ("history-unknown", dict(MINIMAL, history={"port": 18080}), "history.port: unknown key"),
+    ("history-event-log-dir", dict(MINIMAL, history={}, spark_conf={"spark.eventLog.dir": "file:/tmp"}),
+     "spark_conf[\"spark.eventLog.dir\"]: is managed by DCM (the event logs go to the cluster's history volume"),
+    ("history-conf", dict(MINIMAL, history={}, spark_conf={"spark.history.fs.cleaner.enabled": False}),
+     "spark_conf[\"spark.history.fs.cleaner.enabled\"]: is managed by DCM (the history server's settings"),
     ("not-object", ["face"], '(root): must be an object, got a list ["face"]'),
     ("runtime-null", with_change("runtime", None), "runtime: must be an object, got null null"),
 ]
@@ -209,6 +220,7 @@ def test_memory_pattern_is_the_units_rule():
 SEMANTIC_ONLY = {
     "memory-too-small", "cpus-too-precise", "dockerfile-from", "dockerfile-user", "app-dir-escape", "app-without-dir",
     "app-jar-class", "conf-managed-auth", "conf-managed-rest", "executor-memory-too-big", "executor-cores-too-many",
+    "history-small", "history-event-log-dir", "history-conf",
 }
 
 
@@ -270,3 +282,15 @@ def test_a_bad_volume_is_refused_naming_the_field_and_the_rule(volumes, expected
     with pytest.raises(SpecError) as info:
         normalize_spec(volumes_spec(*volumes))
     assert any(p.startswith(expected) for p in info.value.problems), f"expected {expected!r} in {info.value.problems}"
+
+
+def test_a_history_server_is_optional_and_its_event_log_settings_are_free_without_one():
+    assert "history" not in normalize_spec(MINIMAL)
+    spec = normalize_spec(dict(MINIMAL, history={}))
+    assert spec["history"] == {"cpus": 0.5, "memory": 1 << 30, "max_age": "7d"}
+    # without a history server a spec may keep its own event logs (on QFS, say)
+    own = normalize_spec(dict(MINIMAL, spark_conf={"spark.eventLog.enabled": True, "spark.eventLog.dir": "qfs:///e"}))
+    assert own["spark_conf"]["spark.eventLog.dir"] == "qfs:///e"
+    # a job's conf is checked by the same rule
+    with pytest.raises(SpecError, match="spark.eventLog.enabled"):
+        check_job_conf(spec, {"spark.eventLog.enabled": False})

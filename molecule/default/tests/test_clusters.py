@@ -215,9 +215,12 @@ def test_container_limits_equal_the_spec(pool, deployed):
     for name in SPECS:
         record = pool.cluster(name)
         spec, placement = record["spec"], record["placement"]
-        for role, host, container in [("master", placement["master"], f"spark-master-{name}"),
-                                      ("driver", placement["driver"], f"spark-driver-{name}"),
-                                      ("worker", placement["workers"][0], f"spark-worker-{name}-1")]:
+        checked = [("master", placement["master"], f"spark-master-{name}"),
+                   ("driver", placement["driver"], f"spark-driver-{name}"),
+                   ("worker", placement["workers"][0], f"spark-worker-{name}-1")]
+        if "history" in spec:  # beside the driver
+            checked.append(("history", placement["driver"], f"spark-history-{name}"))
+        for role, host, container in checked:
             config = pool.inspect(host, container)
             host_config = config["HostConfig"]
             assert host_config["NanoCpus"] == int(float(spec[role]["cpus"]) * 1e9), (container, host_config["NanoCpus"])
@@ -236,6 +239,8 @@ def nodes_of(record: dict) -> list:
     name, placement = record["name"], record["placement"]
     found = [(placement["master"], f"spark-master-{name}"), (placement["driver"], f"spark-driver-{name}")]
     found += [(host, f"spark-worker-{name}-{i}") for i, host in enumerate(placement["workers"], 1)]
+    if "history" in record["spec"]:
+        found.append((placement["driver"], f"spark-history-{name}"))
     return found
 
 
@@ -722,6 +727,12 @@ def browse(url: str, *flags: str) -> str:
     return done.stdout
 
 
+def screenshot(url: str, shot) -> None:
+    """A screenshot of ``url`` by headless Chromium at ``shot``: a PNG of some substance."""
+    browse(url, f"--screenshot={shot}", "--window-size=1280,900")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
 def test_a_browser_opens_the_master_page_and_follows_a_worker_link(pool, deployed, tmp_path):
     """A real browser through the gateway: the master page, then the page of a worker it links to."""
     password = pool.ui_password(FACE)
@@ -732,19 +743,60 @@ def test_a_browser_opens_the_master_page_and_follows_a_worker_link(pool, deploye
     assert links, page[:3000]
     worker = browse(f"{base}{links[0]}", "--dump-dom")
     assert "Spark Worker at" in worker and "Running Executors" in worker, worker[:2000]
-    shot = tmp_path / "worker.png"
-    browse(f"{base}{links[0]}", f"--screenshot={shot}", "--window-size=1280,900")
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    screenshot(f"{base}{links[0]}", tmp_path / "worker.png")
     # without the credentials the browser is asked for them (headless: it renders nothing), never Spark's page
     denied = browse(f"{pool.gateway_url()}/clusters/{FACE}/", "--dump-dom")
     assert "Spark Master" not in denied and "ALIVE" not in denied, denied[:1000]
 
 
+def history_apps(pool, name: str, password: str) -> list:
+    """The application ids the cluster's history server lists, through the gateway."""
+    status, body = pool.gateway(f"/clusters/{name}/history/api/v1/applications", name, password)
+    assert status == 200, f"{name}: the history server answered {status}: {body[:500]}"
+    return [app["id"] for app in json.loads(body)]
+
+
+def test_the_history_server_shows_the_deploys_application_beside_the_driver(pool, deployed, tmp_path):
+    """face has a history server: one more node on the driver's host, the event logs on the cluster's volume
+    there, its pages through the gateway under the cluster's credentials, in a real browser."""
+    record, password = pool.cluster(FACE), pool.ui_password(FACE)
+    driver_host = record["placement"]["driver"]
+    history = pool.inspect(driver_host, f"spark-history-{FACE}")
+    assert history["State"]["Running"] and history["Config"]["User"] == "185:185"
+    master = pool.inspect(record["placement"]["master"], f"spark-master-{FACE}")
+    assert history["Image"] == master["Image"]  # the master's image (Spark's classes), none of its own
+    for container in (f"spark-history-{FACE}", f"spark-driver-{FACE}"):
+        mounts = {m["Destination"]: m.get("Name") for m in pool.inspect(driver_host, container)["Mounts"]}
+        assert mounts.get("/opt/dcspark/events") == f"dcm-{FACE}.history", (container, mounts)
+    assert pool.node_status(FACE)["history"]["health"] == "healthy"
+    # the application the deploy ran left its event log; the server lists it by its Spark id
+    app_ids = sorted(job["app_id"] for job in pool.etcd_get(f"/dcm/jobs/{FACE}/", prefix=True).values()
+                     if job["app"] == "detect.py" and job["state"] == "succeeded" and job.get("app_id"))
+    assert app_ids, "the deploy's application has no job record with its Spark id"
+    app_ids = app_ids[-1:]  # the newest: this deploy's run (Spark's ids begin with the time)
+    deadline = time.monotonic() + 60  # the server scans the folder every 10 s
+    while app_ids[0] not in history_apps(pool, FACE, password) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert app_ids[0] in history_apps(pool, FACE, password), app_ids
+    # the cluster's credentials only
+    assert pool.gateway(f"/clusters/{FACE}/history/")[0] == 401
+    assert pool.gateway(f"/clusters/{FACE}/history/", VIDEO, pool.ui_password(VIDEO))[0] == 401
+    # a browser: the list of applications, then the jobs page of the deploy's application
+    base = pool.gateway_url().replace("https://", f"https://{FACE}:{password}@")
+    page = browse(f"{base}/clusters/{FACE}/history/", "--dump-dom")
+    assert "History Server" in page and app_ids[0] in page, page[:3000]
+    links = sorted(set(re.findall(rf'href="(/clusters/{FACE}/history/history/{app_ids[0]}/[^"]*)"', page)))
+    assert links, page[:3000]
+    jobs = browse(f"{base}{links[0]}", "--dump-dom")
+    assert "Spark Jobs" in jobs and "Completed Jobs" in jobs, jobs[:3000]
+    screenshot(f"{base}{links[0]}", tmp_path / "history.png")
+
+
 def test_scale_follows_the_worker_count_without_a_build_and_keeps_master_and_driver(pool, deployed):
     """video-synopsis 2 -> 3 -> 1 workers (it is undeployed next), then a count beyond the pool.
 
-    The pool has 2.5 CPUs left beside face and video-synopsis, in halves over three hosts: one more
-    worker of 1 CPU always fits, two may not."""
+    The pool has 2.25 CPUs left beside face (its history server included) and video-synopsis, over three
+    hosts of 3.5: however they are placed, one more worker of 1 CPU fits, two may not."""
     before = pool.cluster(VIDEO)
     kept = {node: pool.inspect(before["placement"][node], f"spark-{node}-{VIDEO}")["Id"] for node in ("master", "driver")}
 

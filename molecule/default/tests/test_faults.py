@@ -146,6 +146,8 @@ class Faults:
         placement = record.get("placement") or {}
         nodes = {"master": placement.get("master"), "driver": placement.get("driver")}
         nodes.update({f"worker-{i}": h for i, h in enumerate(placement.get("workers") or [], start=1)})
+        if "history" in (record.get("spec") or {}):  # beside the driver
+            nodes["history"] = placement.get("driver")
         return nodes
 
 

@@ -14,9 +14,10 @@ import json
 import os
 import re
 import shutil
+import time
 
 import pytest
-from test_clusters import AS_PULLER, FACE, REPO, Pool, playbook
+from test_clusters import AS_PULLER, FACE, REPO, Pool, history_apps, playbook
 
 STATE: dict = {}  # what each step learned, for the steps after it
 KEEP_2 = ("-e", "dcm_generations_keep=2")
@@ -136,6 +137,18 @@ def test_a_rollback_returns_to_the_old_versions_with_the_same_name_and_endpoints
     assert sorted(entry["generation"] for entry in history.values()) == [1, 2, 3]
     assert history["/dcm/generations/face/0000000003"]["rollback_of"] == 1
     assert record["placement"]["driver"] == STATE["driver_host"] and probe(pool) == "from-generation-a"
+    # face's history server (specs/face.json) was replaced with its generation's image, beside the driver on
+    # the same volume: it lists the application generation B ran as well as the rollback's own run
+    apps = [job["app_id"] for job in pool.etcd_get(f"/dcm/jobs/{FACE}/", prefix=True).values()
+            if job.get("app_id") and job["state"] == "succeeded"]
+    assert len(apps) >= 2, apps
+    listed: list = []
+    for _attempt in range(30):  # the server scans its folder every 10 s
+        listed = history_apps(pool, FACE, pool.ui_password(FACE))
+        if set(apps) <= set(listed):
+            break
+        time.sleep(2)
+    assert set(apps) <= set(listed), (apps, listed)
 
 
 def test_a_refresh_of_an_unchanged_spec_builds_new_digests(pool):
@@ -204,7 +217,10 @@ def test_an_undeploy_keeps_the_clusters_volume_and_purge_removes_it(pool):
     assert pool.cluster(FACE) is None and not pool.containers(STATE["driver_host"], FACE)
     path = host.check_output("docker volume inspect -f '{{.Mountpoint}}' dcm-face-data")
     assert host.check_output(f"cat {path}/probe").strip() == "from-generation-a"
+    events = host.check_output("docker volume inspect -f '{{.Mountpoint}}' dcm-face.history")
+    assert host.check_output(f"ls {events}").split(), "the history volume lost its event logs"
     ok(playbook(pool.inventory, "undeploy_cluster.yml", "-e", f"cluster={FACE}", "-e", "purge=true", timeout=900),
        "undeploy with purge")
     for name in pool.names:
         assert pool.hosts[name].run("docker volume inspect dcm-face-data").rc != 0, f"dcm-face-data left on {name}"
+        assert pool.hosts[name].run("docker volume inspect dcm-face.history").rc != 0, f"dcm-face.history left on {name}"

@@ -56,6 +56,13 @@ CONTAINER_UID = 185  # the user every node runs as (the images' spark user, as i
 SECRETS_DIR = "/run/dcspark"  # in the container: one file per secret (the contract of dcspark-node)
 AUTH_SECRET_FILE = "auth"  # the cluster's spark.authenticate secret
 JUPYTER_TOKEN_FILE = "jupyter-token"  # the driver's Jupyter token
+EVENT_LOG_DIR = "/opt/dcspark/events"  # the history volume in the driver and the history server (the images' folder)
+HISTORY_UI_PORT = naming.HISTORY_UI_PORT
+# The history server runs from the master image, whose own health check asks the master's UI.
+HISTORY_HEALTHCHECK = {
+    "test": ["CMD", "curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{HISTORY_UI_PORT}/api/v1/version"],
+    "interval": 10_000_000_000, "timeout": 5_000_000_000, "start_period": 60_000_000_000, "retries": 3,
+}
 
 
 def _mib(value: int) -> int:
@@ -63,8 +70,8 @@ def _mib(value: int) -> int:
 
 
 def daemon_memory(role: str, memory: int) -> int:
-    """Heap of the Spark daemon JVM (master, worker) inside a container of ``memory`` bytes."""
-    if role == "master":
+    """Heap of the Spark daemon JVM (master, worker, history server) inside a container of ``memory`` bytes."""
+    if role in ("master", "history"):
         return max(128 * MIB, min(1024 * MIB, memory // 2)) // MIB * MIB
     return (256 if memory >= 1024 * MIB else 128) * MIB
 
@@ -171,8 +178,12 @@ def node_env(record: dict, role: str, cpus: int, memory: int) -> dict:
         "SPARK_MASTER_URL": naming.master_url(name),
         "DCSPARK_SPARK_CONF": json.dumps(spec.get("spark_conf") or {}, sort_keys=True),
     })
-    if role in ("master", "worker"):
+    if role in ("master", "worker", "history"):
         env["SPARK_DAEMON_MEMORY"] = f"{_mib(daemon_memory(role, memory))}m"
+    if "history" in spec and role in ("driver", "history"):  # the driver writes event logs, the server reads them
+        env["DCSPARK_EVENT_LOG_DIR"] = EVENT_LOG_DIR
+    if role == "history":
+        env["DCSPARK_HISTORY_MAX_AGE"] = str(spec["history"]["max_age"])
     if role == "worker":
         cores, offered = worker_offer(cpus, memory)
         env["SPARK_WORKER_CORES"] = str(cores)
@@ -188,9 +199,13 @@ def node_env(record: dict, role: str, cpus: int, memory: int) -> dict:
 
 
 def node_volumes(cluster: str, spec: dict, role: str) -> tuple:
-    """``(Docker volume, path, read-only)`` of each of the spec's volumes a node of ``role`` mounts."""
-    return tuple((naming.volume_name(cluster, volume["name"]), volume["path"], bool(volume.get("read_only")))
-                 for volume in spec.get("volumes") or () if role in (volume.get("nodes") or ("driver", "worker")))
+    """``(Docker volume, path, read-only)`` of each of the spec's volumes a node of ``role`` mounts, and of
+    the history volume (the event logs) in the driver and the history server of a spec that has one."""
+    found = tuple((naming.volume_name(cluster, volume["name"]), volume["path"], bool(volume.get("read_only")))
+                  for volume in spec.get("volumes") or () if role in (volume.get("nodes") or ("driver", "worker")))
+    if "history" in spec and role in ("driver", "history"):  # the server's cleaner deletes old logs: rw
+        found += ((naming.history_volume(cluster), EVENT_LOG_DIR, False),)
+    return found
 
 
 def desired_nodes(records: Iterable[dict], host: str) -> dict:
@@ -211,7 +226,8 @@ def desired_nodes(records: Iterable[dict], host: str) -> dict:
         for node, view in here:
             spec = view["spec"]
             role = node.split("-", 1)[0]
-            image = (view.get("images") or {}).get(role)
+            # the history server has no image of its own: the master's has the same Spark
+            image = (view.get("images") or {}).get("master" if role == "history" else role)
             if not image:
                 raise DcmError(f"cluster {record['name']}: no {role} image in generation {view.get('generation')}")
             request = spec[role]
@@ -364,6 +380,9 @@ class DockerNodes:
             "restart_policy": {"Name": "unless-stopped"},
             "log_config": {"Type": "json-file", "Config": {"max-size": "50m", "max-file": "3"}},
         }
+        if node.role == "history":  # the master's image, told to run the history server instead
+            kwargs["command"] = ["history"]
+            kwargs["healthcheck"] = HISTORY_HEALTHCHECK
         if node.publish_ui:  # an ephemeral port on the address the spec asks for, reported in status
             kwargs["ports"] = {f"{MASTER_UI_PORT}/tcp": (node.publish_ui, None)}
         if node.jupyter and node.jupyter[1] != "none":

@@ -136,13 +136,15 @@ def reconcile(snap: Snapshot, lost: set) -> list:
         reason = "; ".join(sorted({_why_moving(host, lost) for host in moving.values()}))
         pool = pool_hosts(snap.hosts, clusters.values(), snap.cordoned, exclude_cluster=name)
         try:
-            plan = reschedule(name, requests_of(record["spec"]), record["placement"], list(moving), pool)
+            # the history server is not placed on its own: it follows the driver (same host)
+            plan = reschedule(name, requests_of(record["spec"]), record["placement"],
+                              [node for node in moving if node != "history"], pool)
         except ScheduleError as exc:
             text = f"{reason}: {exc}"
             if not degraded or degraded.get("reason") != text:
                 decisions.append(Decision(name, "degraded", text))
             continue
-        new_hosts = dict(naming.placed_nodes({"placement": plan.placement}))
+        new_hosts = dict(naming.placed_nodes(dict(record, placement=plan.placement)))
         moves = {node: (host, new_hosts[node]) for node, host in moving.items()}
         decisions.append(Decision(name, "move", reason, moves=moves, placement=plan.placement))
         clusters[name] = dict(record, placement=plan.placement)

@@ -42,7 +42,14 @@ def _add(totals: dict, host: str, request: tuple) -> None:
 
 
 def requests_of(spec: dict) -> dict:
-    return {role: Request(*value) for role, value in node_requests(spec).items()}
+    """What the scheduler places per role (:data:`..policy.scheduler.ROLES`): a history server is placed as
+    part of the driver (it runs beside it, on the volume the driver writes the event logs to), so the
+    driver's request counts both."""
+    found = node_requests(spec)
+    history = found.pop("history", None)
+    if history:
+        found["driver"] = (found["driver"][0] + history[0], found["driver"][1] + history[1])
+    return {role: Request(*value) for role, value in found.items()}
 
 
 def host_capacity(record: dict) -> tuple:
@@ -111,7 +118,10 @@ def plan_cluster(spec: dict, hosts: list, pins: dict | None = None) -> Plan:
 
 
 def _volume_roles(spec: dict) -> set:
-    return {role for volume in spec.get("volumes") or () for role in volume.get("nodes") or ("driver", "worker")}
+    """The roles that mount a host-local volume: those the spec's volumes name, and the driver of a cluster
+    with a history server (the event logs' volume)."""
+    roles = {role for volume in spec.get("volumes") or () for role in volume.get("nodes") or ("driver", "worker")}
+    return roles | ({"driver"} if "history" in spec else set())
 
 
 def volume_pins(previous: dict | None, spec: dict) -> dict:

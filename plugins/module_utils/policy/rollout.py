@@ -82,13 +82,14 @@ def _index(node: str) -> int:
 
 
 def rollout_order(record: dict) -> list:
-    """The order nodes move in: every worker (old or new) by number, then the driver, the master last."""
+    """The order nodes move in: every worker (old or new) by number, then the driver, its history server,
+    the master last."""
     old = from_view(record)
     nodes = {node for node, _host in naming.placed_nodes(record)}
     if old:
         nodes |= {node for node, _host in naming.placed_nodes(old)}
     workers = sorted((n for n in nodes if n.startswith("worker-")), key=_index)
-    return workers + [n for n in ("driver", "master") if n in nodes]
+    return workers + [n for n in ("driver", "history", "master") if n in nodes]
 
 
 def node_views(record: dict) -> list:

@@ -136,6 +136,8 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: 
             "network": record.get("network"),
             "master_url": naming.master_url(name),
             "ui": gateway_ui(snap, name),
+            "history_ui": (gateway_ui(snap, name) or "") + "history/"
+            if "history" in (record.get("spec") or {}) and gateway_ui(snap, name) else None,
             "ui_local": ui_local,
             "jupyter": jupyter,
             "nodes": nodes,
@@ -345,6 +347,8 @@ def clusters_text(view: dict, now: float) -> list:
             lines.append("")
         lines.append(cluster_heading(cluster))
         where = [f"UI {cluster.get('ui') or '- (no gateway host registered)'}"]
+        if cluster.get("history_ui"):
+            where.append(f"history {cluster['history_ui']}")
         if cluster.get("ui_local"):
             where.append(f"master UI {cluster['ui_local']}")
         jupyter = cluster.get("jupyter")

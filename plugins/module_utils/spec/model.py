@@ -73,7 +73,19 @@ FORBIDDEN_ENV_NAMES = frozenset({
 })
 FORBIDDEN_ENV_PREFIXES = ("SPARK_", "_SPARK", "PYSPARK_", "DCSPARK_", "HADOOP_", "LD_", "JUPYTER_")
 
-MIN_MEMORY = {"master": 256 << 20, "driver": 512 << 20, "worker": 512 << 20}
+# The roles of a cluster's nodes; a spec has the history server only when it asks for one.
+ROLES = ("master", "driver", "worker", "history")
+
+MIN_MEMORY = {"master": 256 << 20, "driver": 512 << 20, "worker": 512 << 20, "history": 512 << 20}
+
+# With a history server the event logs are DCM's: where the driver writes them and where the server reads.
+HISTORY_SPARK_CONF = {
+    "spark.eventLog.enabled": "every application writes its event log when the spec has a history server",
+    "spark.eventLog.dir": "the event logs go to the cluster's history volume when the spec has a history server",
+}
+HISTORY_SPARK_CONF_PREFIXES = {
+    "spark.history.": "the history server's settings come from the spec's history section",
+}
 
 _SPARK_SIZE_RE = re.compile(r"^([0-9]+)([kmgtp]?)b?$", re.IGNORECASE)
 _SPARK_SIZE_UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -232,6 +244,8 @@ def _semantic_problems(spec: dict) -> list[str]:
     """Rules across fields that JSON Schema cannot state (run on the defaulted spec)."""
     problems: list[str] = []
     for role, minimum in MIN_MEMORY.items():
+        if role not in spec:
+            continue  # the optional history server
         memory = spec[role]["memory"]
         try:
             size = parse_memory(memory)
@@ -252,6 +266,10 @@ def _semantic_problems(spec: dict) -> list[str]:
     for key in conf:
         why = MANAGED_SPARK_CONF.get(key) or next(
             (why for prefix, why in MANAGED_SPARK_CONF_PREFIXES.items() if key.startswith(prefix)), None)
+        if why:
+            problems.append(f"{join_path('spark_conf', key)}: is managed by DCM ({why}); remove it from the spec")
+        why = "history" in spec and (HISTORY_SPARK_CONF.get(key) or next(
+            (why for prefix, why in HISTORY_SPARK_CONF_PREFIXES.items() if key.startswith(prefix)), None))
         if why:
             problems.append(f"{join_path('spark_conf', key)}: is managed by DCM ({why}); remove it from the spec")
     limits = (
@@ -337,7 +355,9 @@ def normalize_spec(raw: Any, source: str | None = None) -> dict:
     problems = _semantic_problems(spec)
     if problems:
         raise SpecError(problems, source)
-    for role in ("master", "driver", "worker"):
+    for role in ROLES:
+        if role not in spec:
+            continue  # the optional history server
         spec[role]["memory"] = parse_memory(spec[role]["memory"])
         spec[role]["cpus"] = format_cpus(parse_cpus(spec[role]["cpus"]))
     spec["spark_conf"] = {key: _spark_value(value) for key, value in sorted(spec["spark_conf"].items())}
@@ -407,5 +427,6 @@ def spec_hash(spec: dict) -> str:
 
 
 def node_requests(spec: dict) -> dict:
-    """Resource request of each role of a normalized spec: ``{role: (millicpus, bytes)}``."""
-    return {role: (parse_cpus(spec[role]["cpus"]), int(spec[role]["memory"])) for role in ("master", "driver", "worker")}
+    """Resource request of each role of a normalized spec: ``{role: (millicpus, bytes)}`` (``history`` when the
+    spec has a history server)."""
+    return {role: (parse_cpus(spec[role]["cpus"]), int(spec[role]["memory"])) for role in ROLES if role in spec}

@@ -51,6 +51,24 @@ def _node(description: str, cpus_default: int, memory_default: str) -> dict:
     }
 
 
+def _history() -> dict:
+    history = _node("A Spark history server, one more node of the cluster (spark-history-<name>), on the driver's "
+                    "host; present means on. Every application the driver runs (the app, submitted jobs, notebooks) "
+                    "writes its event log to the cluster's history volume there (dcm-<name>.history), kept across "
+                    "redeploys, rollbacks and undeploys until an undeploy with purge; the server shows them through the "
+                    "pool's gateway at /clusters/<name>/history/. The driver stays on its host across deploys (the "
+                    "volume lives there) unless that host leaves the pool.", 0.5, "1g")
+    del history["default"]
+    history["properties"]["max_age"] = {
+        "type": "string",
+        "pattern": "^[1-9][0-9]{0,4}[hd]$",
+        "x-rule": "must be a number of hours or days like '12h' or '7d'",
+        "default": "7d",
+        "description": "The server's cleaner deletes event logs older than this, so the volume does not fill.",
+    }
+    return history
+
+
 SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": SCHEMA_ID,
@@ -196,6 +214,7 @@ SCHEMA: dict = {
                 },
             },
         },
+        "history": _history(),
         "ui": {
             "type": "object",
             "additionalProperties": False,
