@@ -253,6 +253,7 @@ def test_the_scheduler_places_the_history_server_with_the_driver_and_counts_both
     requests = placement.requests_of(spec)
     assert (requests["driver"].cpus, requests["driver"].memory) == (2500, 3 * 1024 * MIB)  # driver + history
     assert set(requests) == {"master", "driver", "worker"}
+    assert requests["driver"].describe() == "2.5 CPUs, 3g with its history server"  # said when it fits nowhere
     usage = placement.cluster_usage(dict(record(history={"cpus": 1.5, "memory": "2g"}),
                                          placement={"master": "h1", "driver": "h2", "workers": ["h1"]}))
     assert usage["h2"] == (2500, 3 * 1024 * MIB, 2)  # two containers: the driver and the history server

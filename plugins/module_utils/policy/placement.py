@@ -45,11 +45,13 @@ def requests_of(spec: dict) -> dict:
     """What the scheduler places per role (:data:`..policy.scheduler.ROLES`): a history server is placed as
     part of the driver (it runs beside it, on the volume the driver writes the event logs to), so the
     driver's request counts both."""
-    found = node_requests(spec)
+    found = {role: Request(*value) for role, value in node_requests(spec).items()}
     history = found.pop("history", None)
     if history:
-        found["driver"] = (found["driver"][0] + history[0], found["driver"][1] + history[1])
-    return {role: Request(*value) for role, value in found.items()}
+        driver = found["driver"]
+        found["driver"] = Request(driver.cpus + history.cpus, driver.memory + history.memory,
+                                  note="with its history server")
+    return found
 
 
 def host_capacity(record: dict) -> tuple:

@@ -53,9 +53,10 @@ class Request:
 
     cpus: int  # millicpus
     memory: int  # bytes
+    note: str = ""  # what else the request holds, said in messages ("with its history server")
 
     def describe(self) -> str:
-        return f"{_cpus_text(self.cpus)}, {format_memory(self.memory)}"
+        return f"{_cpus_text(self.cpus)}, {format_memory(self.memory)}" + (f" {self.note}" if self.note else "")
 
 
 @dataclass(slots=True)
