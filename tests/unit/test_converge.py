@@ -155,7 +155,7 @@ def test_status_values_are_stable_json():
 
 def test_pool_view_reports_nodes_health_and_the_master_ui():
     from ansible_collections.dcspark.dcm.plugins.module_utils.policy.placement import Snapshot
-    from ansible_collections.dcspark.dcm.plugins.module_utils.policy.views import pool_view
+    from ansible_collections.dcspark.dcm.plugins.module_utils.policy.views import clusters_text, pool_view
 
     face = record()
     snap = Snapshot(revision=7, hosts={
@@ -178,6 +178,13 @@ def test_pool_view_reports_nodes_health_and_the_master_ui():
     status[("face", "worker-2")] = {"state": "running", "generation": 1}
     assert pool_view(snap, status)["clusters"][0]["converged"]
     assert pool_view(snap, status, cluster="other")["clusters"] == []
+    assert pool_view(snap, status)["clusters"][0]["history_ui"] is None  # face has no history server here
+    snap.clusters["face"] = record(history={})
+    with_history = pool_view(snap, status)["clusters"][0]
+    assert with_history["history_ui"] == "https://10.0.0.2:8443/clusters/face/history/"
+    assert [(n["node"], n["host"]) for n in with_history["nodes"]][:3] == [
+        ("master", "h1"), ("driver", "h2"), ("history", "h2")]
+    assert "history https://10.0.0.2:8443/clusters/face/history/" in "\n".join(clusters_text(pool_view(snap, status), 0))
 
 
 def test_a_spec_with_jupyter_gives_its_driver_the_server_port_token_and_published_address():

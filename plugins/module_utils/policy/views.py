@@ -125,6 +125,7 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: 
             jupyter = {"url": f"http://{shown}:{driver_report['port']}/lab", "host": placement.get("driver"),
                        "token": f"docker exec {naming.container_name(name, 'driver')} dcspark-node jupyter-token"}
         running = [n for n in nodes if n["state"] == "running" and n["generation"] == record.get("generation")]
+        ui = gateway_ui(snap, name)
         clusters.append({
             "name": name,
             "generation": record.get("generation"),
@@ -135,9 +136,8 @@ def pool_view(snap: Snapshot, status: dict, cluster: str | None = None, events: 
             "images": record.get("images", {}),
             "network": record.get("network"),
             "master_url": naming.master_url(name),
-            "ui": gateway_ui(snap, name),
-            "history_ui": (gateway_ui(snap, name) or "") + "history/"
-            if "history" in (record.get("spec") or {}) and gateway_ui(snap, name) else None,
+            "ui": ui,
+            "history_ui": f"{ui}history/" if ui and "history" in (record.get("spec") or {}) else None,
             "ui_local": ui_local,
             "jupyter": jupyter,
             "nodes": nodes,
