@@ -615,7 +615,12 @@ def test_a_running_jobs_ui_opens_through_the_gateway_and_a_job_over_its_timeout_
     status, page = pool.gateway(f"/clusters/{FACE}/", FACE, password)
     link = f"/clusters/{FACE}/proxy/{running[0]['id']}"
     assert status == 200 and f'href="{link}' in page, page[:3000]
+    # the application registers with the master before its own UI is up: the proxy answers "Spark is
+    # starting up" until it is
     status, jobs = pool.gateway(f"{link}/jobs/", FACE, password)
+    while "Spark is starting up" in jobs and time.monotonic() < deadline + 30 and proc.poll() is None:
+        time.sleep(1)
+        status, jobs = pool.gateway(f"{link}/jobs/", FACE, password)
     assert status == 200 and "Spark Jobs" in jobs and "slow" in jobs, jobs[:1500]
     out, err = proc.communicate(timeout=600)
     assert proc.returncode != 0
