@@ -240,6 +240,11 @@ def _spark_value(value: Any) -> str:
     return str(value)
 
 
+def _managed(key: str, keys: dict, prefixes: dict) -> str | None:
+    """Why DCM owns Spark setting ``key`` (named in ``keys`` or under one of ``prefixes``), or None."""
+    return keys.get(key) or next((why for prefix, why in prefixes.items() if key.startswith(prefix)), None)
+
+
 def _semantic_problems(spec: dict) -> list[str]:
     """Rules across fields that JSON Schema cannot state (run on the defaulted spec)."""
     problems: list[str] = []
@@ -264,12 +269,8 @@ def _semantic_problems(spec: dict) -> list[str]:
 
     conf = spec["spark_conf"]
     for key in conf:
-        why = MANAGED_SPARK_CONF.get(key) or next(
-            (why for prefix, why in MANAGED_SPARK_CONF_PREFIXES.items() if key.startswith(prefix)), None)
-        if why:
-            problems.append(f"{join_path('spark_conf', key)}: is managed by DCM ({why}); remove it from the spec")
-        why = "history" in spec and (HISTORY_SPARK_CONF.get(key) or next(
-            (why for prefix, why in HISTORY_SPARK_CONF_PREFIXES.items() if key.startswith(prefix)), None))
+        why = _managed(key, MANAGED_SPARK_CONF, MANAGED_SPARK_CONF_PREFIXES) or (
+            "history" in spec and _managed(key, HISTORY_SPARK_CONF, HISTORY_SPARK_CONF_PREFIXES))
         if why:
             problems.append(f"{join_path('spark_conf', key)}: is managed by DCM ({why}); remove it from the spec")
     limits = (
