@@ -138,6 +138,8 @@ SECURITY = [
     ("spark.ui.reverseProxyUrl", "/clusters/face"),
 ]
 KILL_OFF = ("spark.ui.killEnabled", "false")  # a default: the spec's spark_conf may turn the kill links on
+# a default: a connect to a replaced master's old address gives up in 10 s, not after spark.network.timeout
+CONNECT = ("spark.rpc.io.connectionCreationTimeout", "10s")
 
 
 @pytest.mark.parametrize("role", ["master", "worker", "driver"])
@@ -178,18 +180,20 @@ def test_master_runs_in_the_foreground_with_the_security_settings_last(image):
     settings = image.settings()
     # the spec cannot switch authentication off: its key is dropped and DCM's comes last
     assert "ignoring spark.authenticate" in result.stderr
-    assert settings == [KILL_OFF, ("spark.executor.memory", "512m"), ("spark.ui.port", "4050"),
+    assert settings == [CONNECT, KILL_OFF, ("spark.executor.memory", "512m"), ("spark.ui.port", "4050"),
                         ("spark.master", MASTER_URL)] + SECURITY
     assert "spark.authenticate.secret" not in dict(settings)  # daemons read _SPARK_AUTH_SECRET
 
 
 def test_the_spec_turns_kill_links_on_but_cannot_move_or_drop_the_reverse_proxy(image):
-    conf = {"spark.ui.killEnabled": True, "spark.ui.reverseProxy": False, "spark.ui.reverseProxyUrl": "/elsewhere"}
+    conf = {"spark.ui.killEnabled": True, "spark.ui.reverseProxy": False, "spark.ui.reverseProxyUrl": "/elsewhere",
+            "spark.rpc.io.connectionCreationTimeout": "30s"}
     result = image.run("dcspark-node", "master", **_cluster_env(DCSPARK_SPARK_CONF=json.dumps(conf)))
     assert result.returncode == 0, result.stderr
     assert "ignoring spark.ui.reverseProxy " in result.stderr and "ignoring spark.ui.reverseProxyUrl " in result.stderr
     settings = image.settings()
     assert settings.index(("spark.ui.killEnabled", "true")) > settings.index(KILL_OFF)  # the spec's wins
+    assert settings.index(("spark.rpc.io.connectionCreationTimeout", "30s")) > settings.index(CONNECT)
     assert ("spark.ui.reverseProxyUrl", "/elsewhere") not in settings and settings[-2:] == SECURITY[-2:]
     refused = image.run("dcspark-node", "master", **_cluster_env(DCSPARK_CLUSTER="../x"))
     assert refused.returncode == 64 and "DCSPARK_CLUSTER must be the cluster's name" in refused.stderr
@@ -234,7 +238,7 @@ def test_worker_offers_its_cores_and_memory(image):
     # --host: executors register under the container's name, the name QFS block locations are mapped to
     assert image.recorded() == ["spark-class", "org.apache.spark.deploy.worker.Worker", "--cores", "1",
                                 "--memory", "640m", "--host", "spark-node-face", "--webui-port", "8081", MASTER_URL]
-    assert image.settings() == [KILL_OFF, ("spark.worker.cleanup.interval", "600"),
+    assert image.settings() == [CONNECT, KILL_OFF, ("spark.worker.cleanup.interval", "600"),
                                 ("spark.worker.cleanup.appDataTtl", "86400"),
                                 ("spark.executor.cores", "1"), ("spark.executor.memory", "512m"),
                                 ("spark.master", MASTER_URL)] + SECURITY + [("spark.worker.cleanup.enabled", "true")]
