@@ -72,10 +72,10 @@ def test_an_agent_sees_records_and_its_secrets_at_one_revision(clean_etcd, monke
         return found
 
     monkeypatch.setattr(store, "_host_secrets", then_removed)
-    records, secrets = store.host_view(host)
+    records, secrets, _unreadable = store.host_view(host)
     assert "face" in records and secrets["face"]["secret"] == face["secret"]
     monkeypatch.undo()
-    assert store.host_view(host) == ({}, {})
+    assert store.host_view(host) == ({}, {}, {})
 
 
 def test_the_ui_password_is_kept_across_generations_and_a_cluster_from_before_the_gateway_gets_one(clean_etcd):

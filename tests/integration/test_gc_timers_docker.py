@@ -252,12 +252,12 @@ def test_without_the_whole_desired_state_a_pass_removes_nothing(api, world, clea
 class OwnClusterNodes(DockerNodes):
     """The real Docker adapter, listing only this test's cluster (the agent lists every DCSpark node)."""
 
-    def __init__(self, client, cluster: str) -> None:
+    def __init__(self, client, *clusters: str) -> None:
         super().__init__(client)
-        self.cluster = cluster
+        self.clusters = set(clusters)
 
     def observed(self) -> list:
-        return [found for found in super().observed() if found.labels.get(labels.CLUSTER) == self.cluster]
+        return [found for found in super().observed() if found.labels.get(labels.CLUSTER) in self.clusters]
 
 
 @pytest.fixture
@@ -277,8 +277,8 @@ def lab(api):
         assert not problems, problems
 
 
-def cluster_record(lab, worker_memory: str = "512m") -> dict:
-    name = f"gct-{lab['run']}"
+def cluster_record(lab, worker_memory: str = "512m", name: str = "") -> dict:
+    name = name or f"gct-{lab['run']}"
     spec = normalize_spec({
         "name": name, "runtime": {"spark_version": "4.0.1"},
         "master": {"cpus": 0.5, "memory": "256m"}, "driver": {"cpus": 0.25, "memory": "512m"},
@@ -333,3 +333,50 @@ def test_the_converger_records_an_event_for_each_container_it_creates_starts_and
     assert all(e["cluster"] == name and e["host"] == HOST and e["source"] == HOST for e in last)
     assert all("no desired cluster places it here" in e["message"] for e in last)
     assert lab["client"].containers.list(all=True, filters={"label": f"{labels.CLUSTER}={name}"}) == []
+
+
+def test_a_record_that_cannot_be_read_or_understood_keeps_its_containers_and_the_others_converge(lab, clean_etcd):
+    """Never delete on doubt: cluster a's record replaced by invalid JSON, by a newer layout, by a field of the
+    wrong shape; each time every container of a stays as it is (same id, still running) while b, whose master
+    was stopped, is started again. Understood again: a converges as usual; deleted: its containers go."""
+    etcd = clean_etcd.client
+    a, b = f"gct-{lab['run']}", f"gct-{lab['run']}-b"
+    converger = Converger(AgentConfig(host_name=HOST, etcd=clean_etcd.new_client().config), clean_etcd.new_client(),
+                          OwnClusterNodes(lab["client"], a, b), events=EventLog(clean_etcd.new_client(), HOST))
+    good = cluster_record(lab)
+    etcd.put(keys.cluster_key(a), json.dumps(good))
+    etcd.put(keys.cluster_key(b), json.dumps(cluster_record(lab, name=b)))
+    converger.once(0)
+
+    def ids(name: str) -> dict:
+        found = lab["client"].containers.list(all=True, filters={"label": f"{labels.CLUSTER}={name}"})
+        return {c.name: (c.id, c.status) for c in found}
+
+    before = ids(a)
+    assert len(before) == 3 and all(status == "running" for _id, status in before.values())
+    bad = {"not JSON": "{not json",
+           "a newer layout": json.dumps(dict(good, format=2, placement={"hosts": {HOST: ["master"]}})),
+           "a field of the wrong shape": json.dumps(dict(good, placement=dict(good["placement"], workers=7)))}
+    for what, value in bad.items():
+        etcd.put(keys.cluster_key(a), value)
+        lab["client"].containers.get(f"spark-master-{b}").stop(timeout=1)
+        actions = converger.once(0)
+        assert ids(a) == before, what  # nothing of a removed, replaced or stopped
+        assert sorted(c.name for c in actions.held) == sorted(before), what
+        assert [node.name for node, _c in actions.start] == [f"spark-master-{b}"], what  # b still converges
+        assert a in converger.in_doubt, what
+    doubts = [e for e in read_events(etcd, limit=0) if e["kind"] == "record-in-doubt"]
+    assert [e["cluster"] for e in doubts] == [a, a, a]  # once per change of why, never per pass
+    assert "does not hold JSON" in doubts[0]["message"] and "format 2, newer than" in doubts[1]["message"]
+    assert "cannot be understood (TypeError" in doubts[2]["message"]
+    assert all(f"its containers on {HOST} are kept as they run" in e["message"] for e in doubts)
+    converger.once(0)
+    assert len([e for e in read_events(etcd, limit=0) if e["kind"] == "record-in-doubt"]) == 3
+
+    etcd.put(keys.cluster_key(a), json.dumps(good))
+    actions = converger.once(0)
+    assert actions.empty and not actions.held and ids(a) == before and not converger.in_doubt
+    assert [e["cluster"] for e in read_events(etcd, limit=0) if e["kind"] == "record-understood"] == [a]
+    etcd.delete(keys.cluster_key(a))
+    converger.once(0)
+    assert ids(a) == {} and len(ids(b)) == 3

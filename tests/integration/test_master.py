@@ -108,6 +108,43 @@ def test_a_history_server_moves_with_its_driver_and_both_are_counted_where_they_
     assert not overcommitted(client)
 
 
+def test_records_that_cannot_be_read_or_understood_are_left_as_they_are_and_the_others_repaired(clean_etcd):
+    """One bad record never stops the checks: a record that is not JSON, one of a newer layout and one whose
+    placement has the wrong shape are each announced once and never written; face on a lost host is moved."""
+    client = clean_etcd.client
+    store = DcmStore(client)
+    leases = pool(store, ("a", 4, 8), ("b", 4, 8), ("c", 4, 8))
+    before = store.reserve(spec("face", workers=3)).record
+    for name in ("newer", "shape"):
+        store.reserve(spec(name, workers=1))
+    raw = {"broken": "{not json",
+           "newer": json.dumps(dict(stored_clusters(client)["newer"], format=99, future_field={"x": 1})),
+           "shape": json.dumps(dict(stored_clusters(client)["shape"],
+                                    placement={"master": "a", "driver": "a", "workers": 5}))}
+    for name, value in raw.items():
+        client.put(keys.cluster_key(name), value)
+    victim = hosts_of(before)["master"]
+    client.lease_revoke(leases[victim])
+
+    dcm = leading(clean_etcd)
+    decisions = dcm.check()
+    assert [(d.cluster, d.kind) for d in decisions] == [("face", "move")]
+    assert victim not in hosts_of(store.get_cluster("face")).values()
+    for name, value in raw.items():  # never rewritten
+        assert client.get(keys.cluster_key(name)).value == value, name
+    doubts = {e["cluster"]: e["message"] for e in read_events(client) if e["kind"] == "record-in-doubt"}
+    assert set(doubts) == {"broken", "newer", "shape"}
+    assert "does not hold JSON" in doubts["broken"]
+    assert "format 99, newer than the 1 this DCM understands" in doubts["newer"]
+    assert "cannot be understood (TypeError" in doubts["shape"]
+    assert all("no repair" in message for message in doubts.values())
+    assert dcm.check() == []  # nothing new: no second announcement either
+    assert len([e for e in read_events(client) if e["kind"] == "record-in-doubt"]) == 3
+    client.put(keys.cluster_key("newer"), raw["newer"].replace('"format": 99', '"format": 1'))
+    dcm.check()
+    assert [e["cluster"] for e in read_events(client) if e["kind"] == "record-understood"] == ["newer"]
+
+
 def test_a_host_within_its_grace_period_keeps_its_nodes(clean_etcd):
     client = clean_etcd.client
     store = DcmStore(client)

@@ -121,6 +121,34 @@ def test_plan_removes_unwanted_and_changed_containers():
     assert sorted(n.name for n in actions.create) == ["spark-master-face", "spark-worker-face-1"]
 
 
+def test_plan_holds_every_container_of_a_cluster_in_doubt_whatever_its_state_or_configuration():
+    wanted = converge.desired_nodes([record()], "h1")
+    doubtful = converge.desired_nodes([record(name="old")], "h1")
+    held = [observed(doubtful["spark-master-old"], "exited"),
+            observed(doubtful["spark-worker-old-1"], config="0" * 16)]
+    actions = converge.plan_actions(wanted, held + [observed(wanted["spark-master-face"], "exited")], ["old"])
+    assert sorted(c.name for c in actions.held) == ["spark-master-old", "spark-worker-old-1"]
+    assert not actions.remove and [n.name for n, _c in actions.start] == ["spark-master-face"]
+    # without the doubt the same containers are removed (no cluster wants them)
+    assert sorted(c.name for c in converge.plan_actions(wanted, held).remove) == sorted(c.name for c in held)
+
+
+@pytest.mark.parametrize("value, problem", [
+    (None, ""), (1, ""), (2, "has format 2, newer than the 1 this DCM understands"),
+    (0, "not a layout number"), ("1", "not a layout number"), (True, "not a layout number"),
+])
+def test_a_records_layout_is_checked_before_anything_acts_on_it(value, problem):
+    found = placement.record_format_problem({} if value is None else {"format": value})
+    assert (problem in found) if problem else found == ""
+    assert bool(found) == bool(problem)
+
+
+def test_a_new_record_carries_the_layout_it_was_written_in():
+    spec = record()["spec"]
+    new = placement.cluster_record(spec, {"master": "h1", "driver": "h1", "workers": ["h1", "h1"]}, None, None, "me", 0.0)
+    assert new["format"] == placement.RECORD_FORMAT == 1
+
+
 def test_a_stopped_cluster_has_no_nodes():
     stopped = record()
     stopped["desired_state"] = "stopped"

@@ -51,7 +51,7 @@ from ..state.etcd import EtcdClient, EtcdConfig, etcd_config_from
 from ..state.store import DcmStore
 from ..state.events import EventLog
 from ..policy.gc import DEFAULT_THRESHOLD
-from ..policy.placement import with_secrets
+from ..policy.placement import record_format_problem, with_secrets
 from .gc_timers import DEFAULT_INTERVAL, GcSettings, GcTimers
 from ..core.units import format_cpus, parse_cpus, parse_memory
 
@@ -296,30 +296,61 @@ class Converger:
         self.records: dict = {}  # the cluster records of the last pass
         self.reported: dict = {}  # (cluster, node) -> (value without time, when written, lease)
         self.addresses: dict = {}  # container name -> address, of this host's nodes at the last pass
+        self.in_doubt: dict = {}  # cluster -> why its record cannot be acted on (its containers are held)
 
     def wanted(self) -> dict:
         """Every node the cluster records place on this host.
 
-        A record that is not JSON fails the whole read (:class:`CorruptRecord`), so the pass changes
-        nothing; a record that lacks what a node needs is logged and skipped. A cluster's secrets come
-        from this host's own copies (``/dcm/host-secrets/<host>/``), not from its record.
+        A record this agent cannot read (not JSON), whose layout is newer than it understands, or that
+        lacks what a node needs puts its cluster *in doubt*: nothing of that cluster here is removed,
+        started or replaced while it is (:attr:`in_doubt`, said in the log and an event once per change),
+        and the other clusters converge as usual. A cluster's secrets come from this host's own copies
+        (``/dcm/host-secrets/<host>/``), not from its record.
         """
         wanted: dict = {}
-        records, secrets = self.store.host_view(self.config.host_name)
-        self.records = records
+        records, secrets, unreadable = self.store.host_view(self.config.host_name)
+        in_doubt = dict(unreadable)
         for name, record in records.items():
+            problem = record_format_problem(record)
+            if problem:
+                in_doubt[name] = f"cluster record {name} {problem}"
+                continue
             try:
                 wanted.update(converge.desired_nodes([with_secrets(record, secrets.get(name, {}))],
                                                      self.config.host_name))
             except DcmError as exc:
-                LOG.warning("%s", exc)
+                in_doubt[name] = str(exc)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
+                in_doubt[name] = f"cluster record {name} cannot be understood ({type(exc).__name__}: {exc})"
+        # the gateway keeps serving a cluster in doubt as the last understood record said
+        before = self.records
+        self.records = {name: record for name, record in records.items() if name not in in_doubt}
+        self.records.update({name: before[name] for name in in_doubt if name in before})
+        self.say_doubts(in_doubt)
         return wanted
+
+    def say_doubts(self, in_doubt: dict) -> None:
+        """Log and record an event when a cluster comes into doubt, changes why, or leaves it."""
+        host = self.config.host_name
+        for name in sorted(in_doubt):
+            if self.in_doubt.get(name) != in_doubt[name]:
+                message = (f"{in_doubt[name]}; its containers on {host} are kept as they run, none removed, "
+                           "until the record is understood again")
+                LOG.warning("%s", message)
+                if self.events is not None:
+                    self.events.record("record-in-doubt", message, cluster=name, host=host)
+        for name in sorted(set(self.in_doubt) - set(in_doubt)):
+            LOG.info("cluster record %s is understood again; converging its nodes", name)
+            if self.events is not None:
+                self.events.record("record-understood", f"cluster record {name} is understood again; {host} "
+                                   "converges its nodes", cluster=name, host=host)
+        self.in_doubt = in_doubt
 
     def once(self, lease: int) -> converge.Actions:
         """One pass: converge the containers, then report every wanted node's status."""
         wanted = self.wanted()
         self.hosts_files(wanted)  # a flannel container mounts its cluster's file: it must exist first
-        actions = converge.plan_actions(wanted, self.nodes.observed())
+        actions = converge.plan_actions(wanted, self.nodes.observed(), self.in_doubt)
         done = self.nodes.apply(actions)
         if self.events is not None:
             record_actions(self.events, done, wanted, self.config.host_name)
@@ -351,7 +382,7 @@ class Converger:
             reports = [report for (owner, _node), report in (status or {}).items() if owner == cluster]
             if files.write(cluster, flannel.cluster_addresses(reports, local)):
                 LOG.info("hosts file of cluster %s updated (%s)", cluster, files.path(cluster))
-        files.prune(clusters)
+        files.prune(clusters | set(self.in_doubt))  # a held container keeps the file it mounts
         return status
 
     def report(self, wanted: dict, reports: dict, lease: int) -> None:
@@ -372,6 +403,8 @@ class Converger:
                                   converge.status_value(converge.stamp(report, now)), lease)
             self.reported[key] = (value, now, lease)
         for key in sorted(set(self.reported) - current):
+            if key[0] in self.in_doubt:
+                continue  # held as it runs: its last report stays until the record is understood again
             self.store.delete_status(self.config.host_name, *key)
             del self.reported[key]
 

@@ -274,17 +274,26 @@ class Actions:
     start: list = field(default_factory=list)  # (NodeSpec, Observed)
     remove: list = field(default_factory=list)  # Observed
     keep: list = field(default_factory=list)  # (NodeSpec, Observed)
+    held: list = field(default_factory=list)  # Observed, of a cluster whose record is in doubt: left as it is
 
     @property
     def empty(self) -> bool:
         return not (self.create or self.start or self.remove)
 
 
-def plan_actions(wanted: dict, observed: Iterable[Observed]) -> Actions:
-    """What turns ``observed`` into ``wanted``: a changed node is removed and created again."""
+def plan_actions(wanted: dict, observed: Iterable[Observed], in_doubt: Iterable[str] = ()) -> Actions:
+    """What turns ``observed`` into ``wanted``: a changed node is removed and created again.
+
+    A container of a cluster in ``in_doubt`` (its record could not be read or understood) is held: not
+    removed, started or replaced, whatever the records say, until its record is understood again.
+    """
     actions = Actions()
     seen = set()
+    in_doubt = set(in_doubt)
     for container in sorted(observed, key=lambda c: c.name):
+        if container.labels.get(labels.CLUSTER) in in_doubt:
+            actions.held.append(container)
+            continue
         node = wanted.get(container.name)
         if node is None or container.config_hash != node.config_hash or container.name in seen:
             actions.remove.append(container)
@@ -458,7 +467,7 @@ class DockerNodes:
 
         Returns the actions that succeeded, which the agent records as events.
         """
-        done = Actions(keep=list(actions.keep))
+        done = Actions(keep=list(actions.keep), held=list(actions.held))
         for container in actions.remove:
             if self._guard(container.name, self.remove, container):
                 done.remove.append(container)

@@ -42,7 +42,7 @@ from ..core import naming
 from ..core.errors import DcmError, ScheduleError, StoreError
 from ..state.etcd import EtcdClient, EtcdConfig, etcd_config_from
 from ..policy.scheduler import reschedule
-from ..policy.placement import Snapshot, pool_hosts, requests_of
+from ..policy.placement import Snapshot, cluster_usage, pool_hosts, record_format_problem, requests_of
 from ..state.store import DcmStore
 
 LOG = logging.getLogger("dcm-master")
@@ -100,7 +100,7 @@ class Decision:
     """What the leader does to one cluster record."""
 
     cluster: str
-    kind: str  # "move", "degraded" or "recovered"
+    kind: str  # "move", "degraded", "recovered", or "doubt" (not committed: the record cannot be acted on)
     reason: str
     moves: dict = field(default_factory=dict)  # node -> (old host, new host)
     placement: dict | None = None
@@ -115,40 +115,77 @@ def reconcile(snap: Snapshot, lost: set) -> list:
 
     Clusters are repaired in name order, each against the pool as the previous repairs left it,
     so two repairs in one check never overcommit a host.
+
+    A record that does not load (``snap.unreadable``), has a newer layout, or whose fields have the wrong
+    shape gives a ``doubt`` decision and is left as it is; the other clusters are checked as usual.
     """
-    drained = snap.drained
-    clusters = dict(snap.clusters)
-    decisions = []
-    for name in sorted(clusters):
-        record = clusters[name]
-        if record.get("desired_state", "running") != "running" or not record.get("placement"):
-            continue
-        if record.get("rollout"):
-            # the deploy moving it between generations owns it until the rollout ends
-            continue
-        moving = {node: host for node, host in naming.placed_nodes(record) if host in lost or host in drained}
-        degraded = record.get("degraded")
-        if not moving:
-            absent = sorted({host for _node, host in naming.placed_nodes(record) if host not in snap.hosts})
-            if degraded and not absent:
-                decisions.append(Decision(name, "recovered", "every node is placed on a live host"))
-            continue
-        reason = "; ".join(sorted({_why_moving(host, lost) for host in moving.values()}))
-        pool = pool_hosts(snap.hosts, clusters.values(), snap.cordoned, exclude_cluster=name)
+    decisions = [Decision(name, "doubt", why) for name, why in snap.unreadable.items()]
+    # every record whose reservations can be counted is counted where it runs, in doubt or not
+    clusters: dict = {}
+    for name in sorted(snap.clusters):
+        record = snap.clusters[name]
         try:
-            # the history server is not placed on its own: it follows the driver (same host)
-            plan = reschedule(name, requests_of(record["spec"]), record["placement"],
-                              [node for node in moving if node != "history"], pool)
-        except ScheduleError as exc:
-            text = f"{reason}: {exc}"
-            if not degraded or degraded.get("reason") != text:
-                decisions.append(Decision(name, "degraded", text))
+            cluster_usage(record)
+        except _MALFORMED as exc:
+            decisions.append(_doubt(name, exc))
             continue
-        new_hosts = dict(naming.placed_nodes(dict(record, placement=plan.placement)))
-        moves = {node: (host, new_hosts[node]) for node, host in moving.items()}
-        decisions.append(Decision(name, "move", reason, moves=moves, placement=plan.placement))
-        clusters[name] = dict(record, placement=plan.placement)
+        clusters[name] = record
+        problem = record_format_problem(record)
+        if problem:
+            decisions.append(Decision(name, "doubt", f"cluster record {name} {problem}"))
+    in_doubt = {decision.cluster for decision in decisions}
+    for name in sorted(set(clusters) - in_doubt):
+        record = clusters[name]
+        try:
+            decision = _reconcile_one(name, record, snap, clusters, lost)
+        except _MALFORMED as exc:
+            decisions.append(_doubt(name, exc))
+            continue
+        if decision is not None:
+            decisions.append(decision)
+            if decision.kind == "move":
+                clusters[name] = dict(record, placement=decision.placement)
     return decisions
+
+
+# what a record of the wrong shape raises when its fields are read
+_MALFORMED = (DcmError, KeyError, TypeError, ValueError, AttributeError)
+
+
+def _doubt(name: str, exc: Exception) -> Decision:
+    why = str(exc) if isinstance(exc, DcmError) else f"{type(exc).__name__}: {exc}"
+    return Decision(name, "doubt", f"cluster record {name} cannot be understood ({why})")
+
+
+def _reconcile_one(name: str, record: dict, snap: Snapshot, clusters: dict, lost: set) -> Decision | None:
+    """The decision for one cluster record (``clusters``: every record as the repairs before left it)."""
+    if record.get("desired_state", "running") != "running" or not record.get("placement"):
+        return None
+    if record.get("rollout"):
+        # the deploy moving it between generations owns it until the rollout ends
+        return None
+    drained = snap.drained
+    moving = {node: host for node, host in naming.placed_nodes(record) if host in lost or host in drained}
+    degraded = record.get("degraded")
+    if not moving:
+        absent = sorted({host for _node, host in naming.placed_nodes(record) if host not in snap.hosts})
+        if degraded and not absent:
+            return Decision(name, "recovered", "every node is placed on a live host")
+        return None
+    reason = "; ".join(sorted({_why_moving(host, lost) for host in moving.values()}))
+    pool = pool_hosts(snap.hosts, clusters.values(), snap.cordoned, exclude_cluster=name)
+    try:
+        # the history server is not placed on its own: it follows the driver (same host)
+        plan = reschedule(name, requests_of(record["spec"]), record["placement"],
+                          [node for node in moving if node != "history"], pool)
+    except ScheduleError as exc:
+        text = f"{reason}: {exc}"
+        if not degraded or degraded.get("reason") != text:
+            return Decision(name, "degraded", text)
+        return None
+    new_hosts = dict(naming.placed_nodes(dict(record, placement=plan.placement)))
+    moves = {node: (host, new_hosts[node]) for node, host in moving.items()}
+    return Decision(name, "move", reason, moves=moves, placement=plan.placement)
 
 
 def apply_decision(record: dict, decision: Decision, now: float) -> dict:
@@ -234,10 +271,16 @@ class Master:
         self.stopping = threading.Event()
         self.checks = 0
         self.hosts_seen: frozenset | None = None  # registered hosts at the last check
+        self.doubts: dict = {}  # cluster -> why its record cannot be acted on, as last announced
 
     def lost_hosts(self, snap: Snapshot, now: float) -> tuple:
         """``(lost, pending)``: placed hosts without a lease past the grace period, and those within it."""
-        placed = {host for record in snap.clusters.values() for _node, host in naming.placed_nodes(record) if host}
+        placed = set()
+        for record in snap.clusters.values():
+            try:
+                placed.update(host for _node, host in naming.placed_nodes(record) if host)
+            except _MALFORMED:
+                continue  # a record of the wrong shape: reconcile says so and leaves it as it is
         absent = placed - set(snap.hosts)
         self.missing_since = {host: self.missing_since.get(host, now) for host in absent}
         lost = {host for host, since in self.missing_since.items() if now - since >= self.config.host_grace}
@@ -249,7 +292,7 @@ class Master:
 
     def check(self) -> list:
         """One comparison of desired and observed state; returns the decisions committed."""
-        snap = self.store.snapshot()
+        snap = self.store.snapshot(lenient=True)
         self.hosts_seen = frozenset(snap.hosts)
         now = self.clock()
         lost, pending = self.lost_hosts(snap, now)
@@ -260,7 +303,10 @@ class Master:
         # Each decision was planned against the snapshot plus the decisions before it, so the guard
         # moves with our own commits: nothing else may have written since the last one.
         revision = snap.revision
-        for decision in reconcile(snap, lost):
+        decisions = reconcile(snap, lost)
+        for decision in decisions:
+            if decision.kind == "doubt":
+                continue
             record = apply_decision(snap.clusters[decision.cluster], decision, now)
             ok, revision = self.store.commit_repair(decision.cluster, record, revision, self.leadership.fence())
             if not ok:
@@ -268,8 +314,20 @@ class Master:
                 break
             committed.append(decision)
             self._announce(decision)
+        # after the repairs: an event is a write, and each repair is guarded on nothing written since the read
+        self._say_doubts({d.cluster: d.reason for d in decisions if d.kind == "doubt"})
         self.checks += 1
         return committed
+
+    def _say_doubts(self, doubts: dict) -> None:
+        """An event (and a log line) when a record comes into doubt, changes why, or is understood again."""
+        for name in sorted(doubts):
+            if self.doubts.get(name) != doubts[name]:
+                self.events.record("record-in-doubt", f"{doubts[name]}; the DCM master leaves cluster {name} as it "
+                                   "is (no repair) until the record is understood again", cluster=name)
+        for name in sorted(set(self.doubts) - set(doubts)):
+            self.events.record("record-understood", f"cluster record {name} is understood again", cluster=name)
+        self.doubts = doubts
 
     def _announce(self, decision: Decision) -> None:
         if decision.kind == "move":
@@ -307,6 +365,8 @@ class Master:
                     self.check()
             except StoreError as exc:
                 LOG.warning("etcd: %s (retrying)", exc)
+            except Exception as exc:  # pylint: disable=broad-except  # one bad pass never ends the daemon
+                LOG.warning("check: %s: %s (retrying)", type(exc).__name__, exc)
             self.stopping.wait(self.config.campaign_interval)
         self.leadership.resign()
 

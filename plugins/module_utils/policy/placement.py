@@ -206,6 +206,23 @@ def public_record(record: dict | None) -> dict | None:
     return shown
 
 
+# The layout of a cluster record this DCM writes and understands. A record without "format" is 1 (the
+# layout before the field). A reader that meets a newer format keeps what runs and says so (an older
+# agent or master must not act on fields it does not know).
+RECORD_FORMAT = 1
+
+
+def record_format_problem(record: dict) -> str:
+    """Why this DCM cannot act on ``record``'s layout, or ``""``."""
+    found = record.get("format", 1)
+    if isinstance(found, bool) or not isinstance(found, int) or found < 1:
+        return f"has format {found!r}, not a layout number"
+    if found > RECORD_FORMAT:
+        return (f"has format {found}, newer than the {RECORD_FORMAT} this DCM understands (written by a newer "
+                "DCM?): upgrade the agents and the masters with site.yml")
+    return ""
+
+
 def cluster_record(
     spec: dict,
     placement: dict,
@@ -217,6 +234,7 @@ def cluster_record(
 ) -> dict:
     """The record ``/dcm/clusters/<name>`` holds for a new generation."""
     record = {
+        "format": RECORD_FORMAT,
         "name": spec["name"],
         "spec": spec,
         "spec_hash": spec_hash(spec),
@@ -255,6 +273,7 @@ class Snapshot:
     cordoned: set = field(default_factory=set)
     clusters: dict = field(default_factory=dict)
     cordons: dict = field(default_factory=dict)  # host -> {reason, since, drain}
+    unreadable: dict = field(default_factory=dict)  # cluster -> why its record does not load (lenient reads)
 
     @property
     def drained(self) -> set:

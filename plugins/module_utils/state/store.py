@@ -69,17 +69,37 @@ class DcmStore:
         kvs, header = self.client.get_prefix(prefix, revision=revision)
         return {kv.key: load(kv) for kv in kvs}, header
 
-    def snapshot(self, revision: int = 0) -> Snapshot:
-        """Hosts, cordons and cluster records read at one revision."""
+    def snapshot(self, revision: int = 0, lenient: bool = False) -> Snapshot:
+        """Hosts, cordons and cluster records read at one revision.
+
+        A record that does not load raises :class:`CorruptRecord`, unless ``lenient`` (the DCM master's
+        checks): then it is left out of ``clusters`` and named in ``unreadable``, so one bad record does
+        not stop the checks of the others."""
         hosts, revision = self._objects(keys.HOSTS, revision)
         cordons, _rev = self._objects(keys.CORDON, revision)
-        clusters, _rev = self._objects(keys.CLUSTERS, revision)
         snap = Snapshot(revision=revision)
         snap.hosts = {keys.name_from_key(keys.HOSTS, key): value for key, value in hosts.items()}
         snap.cordons = {keys.name_from_key(keys.CORDON, key): value for key, value in cordons.items()}
         snap.cordoned = set(snap.cordons)
-        snap.clusters = {keys.name_from_key(keys.CLUSTERS, key): value for key, value in clusters.items()}
+        if lenient:
+            snap.clusters, snap.unreadable = self._clusters_leniently(revision)
+        else:
+            clusters, _rev = self._objects(keys.CLUSTERS, revision)
+            snap.clusters = {keys.name_from_key(keys.CLUSTERS, key): value for key, value in clusters.items()}
         return snap
+
+    def _clusters_leniently(self, revision: int) -> tuple:
+        """``({name: record}, {name: why})``: the records that load, and why each other one does not."""
+        kvs, _header = self.client.get_prefix(keys.CLUSTERS, revision=revision)
+        records: dict = {}
+        unreadable: dict = {}
+        for kv in kvs:
+            name = keys.name_from_key(keys.CLUSTERS, kv.key)
+            try:
+                records[name] = load(kv)
+            except CorruptRecord as exc:
+                unreadable[name] = str(exc)
+        return records, unreadable
 
     def clusters(self, revision: int = 0) -> dict:
         """Every cluster record: ``{name: record}``."""
@@ -116,11 +136,13 @@ class DcmStore:
         return {keys.name_from_key(keys.GATEWAY, key): value for key, value in entries.items()}
 
     def host_view(self, host: str) -> tuple:
-        """``(records, secrets)``: every cluster record and the copies of ``host``'s secrets, read at one
-        revision (a record and its copies are written in one transaction, so a node placed here always
-        comes with its secret)."""
+        """``(records, secrets, unreadable)``: every cluster record and the copies of ``host``'s secrets,
+        read at one revision (a record and its copies are written in one transaction, so a node placed
+        here always comes with its secret), and ``{cluster: why}`` of the records that do not load: an
+        agent keeps those clusters' containers as they run instead of taking them for undeployed."""
         secrets, revision = self._host_secrets(host)
-        return self.clusters(revision), secrets
+        records, unreadable = self._clusters_leniently(revision)
+        return records, secrets, unreadable
 
     def history(self, name: str, revision: int = 0) -> dict:
         """The retained generations of cluster ``name``: ``{generation: entry}``."""
