@@ -8,6 +8,8 @@ a shared 2-core machine would fail on load, not on a defect. What is broken is a
 the tests that follow (and test_pool.py) find a healthy pool.
 
 - a worker container is killed: ALIVE again in the Spark master (target 20 s);
+- a cluster record replaced by invalid JSON, then by a newer layout: nothing of that cluster is
+  removed or replaced, the agents and the master say so, and it is whole once the record is back;
 - a whole host is frozen (``docker pause`` of the simulated host: its agent, etcd member, Docker
   engine and containers stop answering, as after a power loss): its nodes are rescheduled and the
   cluster is whole again (target 60 s), and the application runs again;
@@ -192,6 +194,47 @@ def test_a_killed_worker_is_alive_again(pool, faults, face, capsys):
     report(capsys, "worker_killed_to_alive", seconds, 20, host=host, started_by_agent=bool(started_by_agent))
     assert status["state"] == "running" and status["host"] == host
     assert started_by_agent and started_by_agent[-1]["source"] == host  # its own agent started it
+
+
+def test_a_record_in_doubt_keeps_every_container_of_its_cluster_until_it_is_understood(pool, faults, face, capsys):
+    """face's record replaced by invalid JSON, then by a newer layout: on every host its containers stay (same
+    ids, running) through several agent passes and master checks, the agents and the master say so; the
+    record put back, the cluster is whole with the same containers."""
+    key = f"/dcm/clusters/{face}"
+    via = pool.hosts[faults.via]
+    raw = via.check_output(f"{ETCDCTL} get {key} --print-value-only")
+    record = json.loads(raw)
+    hosts = sorted(set(faults.placed(face).values()))
+
+    def running() -> dict:
+        return {host: sorted(via_host.check_output(
+            f"docker ps -q --no-trunc --filter label=org.dcspark.cluster={face} --filter status=running").split())
+            for host, via_host in ((h, pool.hosts[h]) for h in hosts)}
+
+    def put(value: str) -> None:
+        encoded = base64.b64encode(value.encode()).decode()
+        via.check_output(f"echo {encoded} | base64 -d | {ETCDCTL} put {key}")
+
+    before = running()
+    assert sum(len(ids) for ids in before.values()) == len(faults.placed(face)), before
+    seen_before = {json.dumps(e, sort_keys=True) for e in faults.events("record-in-doubt")}
+    try:
+        for value in ("{not json", json.dumps(dict(record, format=2))):
+            put(value)
+            time.sleep(8)  # four agent passes, a master check
+            assert running() == before, value
+        doubts = [e for e in faults.events("record-in-doubt")
+                  if e.get("cluster") == face and json.dumps(e, sort_keys=True) not in seen_before]
+        sources = {e["source"] for e in doubts}
+        assert set(hosts) <= sources, (hosts, doubts)  # every agent holding a node of face said so
+        assert any(source.startswith("master-") for source in sources), doubts  # and the leading master
+        assert any("does not hold JSON" in e["message"] for e in doubts)
+        assert any("format 2, newer than" in e["message"] for e in doubts)
+    finally:
+        put(raw)
+    _value, seconds = wait_for("face understood again and whole", lambda: faults.whole(face, 3), timeout=60)
+    assert running() == before  # the same containers: nothing was replaced
+    report(capsys, "record_in_doubt_kept", seconds, None, hosts=hosts, held=sum(len(v) for v in before.values()))
 
 
 def test_a_frozen_host_has_its_nodes_moved_and_the_app_runs_again(pool, faults, face, capsys):
