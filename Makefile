@@ -19,7 +19,7 @@ COLLECTION_LINK := .collections/ansible_collections/dcspark/dcm
 # molecule call ansible-playbook, ansible-config... from PATH).
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup system-deps docker test lint sanity doc pytest unit bench clean sandbox sandbox-down molecule molecule-default molecule-flannel awx-ee-context bench-spark
+.PHONY: setup system-deps docker test lint sanity doc pytest unit bench clean sandbox sandbox-down molecule molecule-default molecule-flannel molecule-local awx-ee-context bench-spark
 
 setup: system-deps $(VENV_STAMP) $(COLLECTION_LINK)
 
@@ -54,18 +54,24 @@ test: setup
 	    scripts/failed-tests.sh .build/$$step.log; exit "$$step_rc"; \
 	  fi; \
 	done
-	# The flannel scenario (its own hosts and lab network) and the unit and integration tests (their
-	# own labelled containers) share only the engine: they run side by side, the scenario's output
-	# kept in a file and shown when both are done.
+	# The flannel and local scenarios (their own hosts and lab networks, one after the other) and the unit
+	# and integration tests (their own labelled containers) share only the engine: they run side by side,
+	# the scenarios' output kept in files and shown when all are done.
 	mkdir -p .build
-	echo "== $$(date -u +%T) make molecule-flannel (output: .build/molecule-flannel.log) beside make pytest"
-	$(MAKE) --no-print-directory molecule-flannel > .build/molecule-flannel.log 2>&1 & flannel=$$!; \
+	rm -f .build/scenarios.log
+	echo "== $$(date -u +%T) make molecule-flannel, then molecule-local (output: .build/molecule-*.log) beside make pytest"
+	{ flannel_rc=0; $(MAKE) --no-print-directory molecule-flannel > .build/molecule-flannel.log 2>&1 || flannel_rc=$$?; \
+	  echo "== $$(date -u +%T) molecule-flannel ended with rc $$flannel_rc" >> .build/scenarios.log; \
+	  local_rc=0; $(MAKE) --no-print-directory molecule-local > .build/molecule-local.log 2>&1 || local_rc=$$?; \
+	  echo "== $$(date -u +%T) molecule-local ended with rc $$local_rc" >> .build/scenarios.log; \
+	  [ "$$flannel_rc" -eq 0 ] && [ "$$local_rc" -eq 0 ]; } & scenarios=$$!; \
 	  pytest_rc=0; $(MAKE) --no-print-directory pytest 2>&1 | tee .build/pytest.log || pytest_rc=$$?; \
-	  flannel_rc=0; wait $$flannel || flannel_rc=$$?; \
-	  echo "== $$(date -u +%T) molecule-flannel ended with rc $$flannel_rc:"; cat .build/molecule-flannel.log; \
-	  echo "== make pytest ended with rc $$pytest_rc, make molecule-flannel with rc $$flannel_rc"; \
-	  if [ "$$pytest_rc" -ne 0 ] || [ "$$flannel_rc" -ne 0 ]; then \
-	    echo "== failing tests:"; scripts/failed-tests.sh .build/pytest.log .build/molecule-flannel.log; exit 1; \
+	  scenarios_rc=0; wait $$scenarios || scenarios_rc=$$?; \
+	  for scenario in flannel local; do echo "== molecule-$$scenario:"; cat .build/molecule-$$scenario.log; done; \
+	  cat .build/scenarios.log; \
+	  echo "== make pytest ended with rc $$pytest_rc, the scenarios with rc $$scenarios_rc"; \
+	  if [ "$$pytest_rc" -ne 0 ] || [ "$$scenarios_rc" -ne 0 ]; then \
+	    echo "== failing tests:"; scripts/failed-tests.sh .build/pytest.log .build/molecule-flannel.log .build/molecule-local.log; exit 1; \
 	  fi
 	echo "== $$(date -u +%T) make test: every step passed"
 
@@ -112,7 +118,8 @@ sandbox-down: $(VENV_STAMP) $(COLLECTION_LINK)
 
 # molecule/default: its own sandbox (dcspark-molecule-*), site.yml twice, testinfra, teardown.
 # molecule/flannel: two hosts on the flannel backend (flanneld's test double, see docs/flannel.md).
-molecule: molecule-default molecule-flannel
+# molecule/local: one host that is the whole pool (inventories/local's settings, bridge backend).
+molecule: molecule-default molecule-flannel molecule-local
 
 molecule-default: $(VENV_STAMP) $(COLLECTION_LINK)
 	scripts/ensure-docker.sh
@@ -121,6 +128,11 @@ molecule-default: $(VENV_STAMP) $(COLLECTION_LINK)
 molecule-flannel: $(VENV_STAMP) $(COLLECTION_LINK)
 	scripts/ensure-docker.sh
 	COLUMNS=$${COLUMNS:-250} $(VENV)/bin/molecule test -s flannel
+
+# molecule/local: the paper's local mode on one simulated host (inventories/local, bridge backend).
+molecule-local: $(VENV_STAMP) $(COLLECTION_LINK)
+	scripts/ensure-docker.sh
+	COLUMNS=$${COLUMNS:-250} $(VENV)/bin/molecule test -s local
 
 # The AWX execution environment's build context (awx/execution-environment.yml, docs/awx.md):
 # the collection tarball of this checkout, then `ansible-builder create` into .build/awx-ee.
