@@ -377,6 +377,10 @@ def test_a_record_that_cannot_be_read_or_understood_keeps_its_containers_and_the
     actions = converger.once(0)
     assert actions.empty and not actions.held and ids(a) == before and not converger.in_doubt
     assert [e["cluster"] for e in read_events(etcd, limit=0) if e["kind"] == "record-understood"] == [a]
+    # in doubt, then deleted: the cluster was undeployed, its containers go (and the event says which)
+    etcd.put(keys.cluster_key(a), "{not json")
+    converger.once(0)
     etcd.delete(keys.cluster_key(a))
     converger.once(0)
     assert ids(a) == {} and len(ids(b)) == 3
+    assert [e["cluster"] for e in read_events(etcd, limit=0) if e["kind"] == "record-gone"] == [a]

@@ -141,8 +141,10 @@ def test_records_that_cannot_be_read_or_understood_are_left_as_they_are_and_the_
     assert dcm.check() == []  # nothing new: no second announcement either
     assert len([e for e in read_events(client) if e["kind"] == "record-in-doubt"]) == 3
     client.put(keys.cluster_key("newer"), raw["newer"].replace('"format": 99', '"format": 1'))
+    client.delete(keys.cluster_key("broken"))
     dcm.check()
     assert [e["cluster"] for e in read_events(client) if e["kind"] == "record-understood"] == ["newer"]
+    assert [e["cluster"] for e in read_events(client) if e["kind"] == "record-gone"] == ["broken"]
 
 
 def test_a_host_within_its_grace_period_keeps_its_nodes(clean_etcd):

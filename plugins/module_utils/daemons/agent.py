@@ -326,11 +326,12 @@ class Converger:
         before = self.records
         self.records = {name: record for name, record in records.items() if name not in in_doubt}
         self.records.update({name: before[name] for name in in_doubt if name in before})
-        self.say_doubts(in_doubt)
+        self.say_doubts(in_doubt, set(records))
         return wanted
 
-    def say_doubts(self, in_doubt: dict) -> None:
-        """Log and record an event when a cluster comes into doubt, changes why, or leaves it."""
+    def say_doubts(self, in_doubt: dict, present: set) -> None:
+        """Log and record an event when a cluster comes into doubt, changes why, or leaves it (its record
+        understood again, or deleted: ``present`` are the clusters that have a record)."""
         host = self.config.host_name
         for name in sorted(in_doubt):
             if self.in_doubt.get(name) != in_doubt[name]:
@@ -340,10 +341,13 @@ class Converger:
                 if self.events is not None:
                     self.events.record("record-in-doubt", message, cluster=name, host=host)
         for name in sorted(set(self.in_doubt) - set(in_doubt)):
-            LOG.info("cluster record %s is understood again; converging its nodes", name)
+            if name in present:
+                kind, message = "record-understood", f"cluster record {name} is understood again; {host} converges its nodes"
+            else:
+                kind, message = "record-gone", f"cluster record {name} was deleted; {host} removes its nodes as undeployed"
+            LOG.info("%s", message)
             if self.events is not None:
-                self.events.record("record-understood", f"cluster record {name} is understood again; {host} "
-                                   "converges its nodes", cluster=name, host=host)
+                self.events.record(kind, message, cluster=name, host=host)
         self.in_doubt = in_doubt
 
     def once(self, lease: int) -> converge.Actions:

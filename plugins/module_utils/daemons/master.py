@@ -315,18 +315,23 @@ class Master:
             committed.append(decision)
             self._announce(decision)
         # after the repairs: an event is a write, and each repair is guarded on nothing written since the read
-        self._say_doubts({d.cluster: d.reason for d in decisions if d.kind == "doubt"})
+        self._say_doubts({d.cluster: d.reason for d in decisions if d.kind == "doubt"},
+                         set(snap.clusters) | set(snap.unreadable))
         self.checks += 1
         return committed
 
-    def _say_doubts(self, doubts: dict) -> None:
-        """An event (and a log line) when a record comes into doubt, changes why, or is understood again."""
+    def _say_doubts(self, doubts: dict, present: set) -> None:
+        """An event (and a log line) when a record comes into doubt, changes why, is understood again, or is
+        deleted (``present``: the clusters that have a record)."""
         for name in sorted(doubts):
             if self.doubts.get(name) != doubts[name]:
                 self.events.record("record-in-doubt", f"{doubts[name]}; the DCM master leaves cluster {name} as it "
                                    "is (no repair) until the record is understood again", cluster=name)
         for name in sorted(set(self.doubts) - set(doubts)):
-            self.events.record("record-understood", f"cluster record {name} is understood again", cluster=name)
+            if name in present:
+                self.events.record("record-understood", f"cluster record {name} is understood again", cluster=name)
+            else:
+                self.events.record("record-gone", f"cluster record {name} was deleted", cluster=name)
         self.doubts = doubts
 
     def _announce(self, decision: Decision) -> None:
