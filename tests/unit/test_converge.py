@@ -296,3 +296,12 @@ def test_the_scheduler_places_the_history_server_with_the_driver_and_counts_both
     previous = {"spec": spec, "placement": {"master": "h1", "driver": "h2", "workers": ["h1", "h2"]}}
     assert placement.volume_pins(previous, spec) == {"driver": "h2"}
     assert placement.volume_pins(previous, record()["spec"]) == {}  # history dropped: nothing to keep
+
+
+def test_doubt_changes_names_what_came_into_doubt_what_is_understood_and_what_is_gone():
+    before = {"a": "not JSON", "b": "format 2", "c": "shape"}
+    now = {"a": "not JSON", "b": "shape", "d": "format 3"}
+    assert placement.doubt_changes(before, now, present={"a", "b", "d"}) == (
+        {"b": "shape", "d": "format 3"}, [], ["c"])
+    assert placement.doubt_changes(before, {}, present={"a", "c"}) == ({}, ["a", "c"], ["b"])
+    assert placement.doubt_changes(now, now, present=set(now)) == ({}, [], [])

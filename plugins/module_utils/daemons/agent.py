@@ -51,7 +51,7 @@ from ..state.etcd import EtcdClient, EtcdConfig, etcd_config_from
 from ..state.store import DcmStore
 from ..state.events import EventLog
 from ..policy.gc import DEFAULT_THRESHOLD
-from ..policy.placement import record_format_problem, with_secrets
+from ..policy.placement import MALFORMED, doubt_changes, malformed_reason, record_format_problem, with_secrets
 from .gc_timers import DEFAULT_INTERVAL, GcSettings, GcTimers
 from ..core.units import format_cpus, parse_cpus, parse_memory
 
@@ -318,10 +318,8 @@ class Converger:
             try:
                 wanted.update(converge.desired_nodes([with_secrets(record, secrets.get(name, {}))],
                                                      self.config.host_name))
-            except DcmError as exc:
-                in_doubt[name] = str(exc)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
-                in_doubt[name] = f"cluster record {name} cannot be understood ({type(exc).__name__}: {exc})"
+            except MALFORMED as exc:
+                in_doubt[name] = malformed_reason(name, exc)
         # the gateway keeps serving a cluster in doubt as the last understood record said
         before = self.records
         self.records = {name: record for name, record in records.items() if name not in in_doubt}
@@ -333,19 +331,15 @@ class Converger:
         """Log and record an event when a cluster comes into doubt, changes why, or leaves it (its record
         understood again, or deleted: ``present`` are the clusters that have a record)."""
         host = self.config.host_name
-        for name in sorted(in_doubt):
-            if self.in_doubt.get(name) != in_doubt[name]:
-                message = (f"{in_doubt[name]}; its containers on {host} are kept as they run, none removed, "
-                           "until the record is understood again")
-                LOG.warning("%s", message)
-                if self.events is not None:
-                    self.events.record("record-in-doubt", message, cluster=name, host=host)
-        for name in sorted(set(self.in_doubt) - set(in_doubt)):
-            if name in present:
-                kind, message = "record-understood", f"cluster record {name} is understood again; {host} converges its nodes"
-            else:
-                kind, message = "record-gone", f"cluster record {name} was deleted; {host} removes its nodes as undeployed"
-            LOG.info("%s", message)
+        new, understood, gone = doubt_changes(self.in_doubt, in_doubt, present)
+        said = [("record-in-doubt", name, f"{why}; its containers on {host} are kept as they run, none removed, "
+                 "until the record is understood again") for name, why in new.items()]
+        said += [("record-understood", name, f"cluster record {name} is understood again; {host} converges its "
+                  "nodes") for name in understood]
+        said += [("record-gone", name, f"cluster record {name} was deleted; {host} removes its nodes as "
+                  "undeployed") for name in gone]
+        for kind, name, message in said:
+            LOG.log(logging.WARNING if kind == "record-in-doubt" else logging.INFO, "%s", message)
             if self.events is not None:
                 self.events.record(kind, message, cluster=name, host=host)
         self.in_doubt = in_doubt

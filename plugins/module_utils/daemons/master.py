@@ -42,7 +42,8 @@ from ..core import naming
 from ..core.errors import DcmError, ScheduleError, StoreError
 from ..state.etcd import EtcdClient, EtcdConfig, etcd_config_from
 from ..policy.scheduler import reschedule
-from ..policy.placement import Snapshot, cluster_usage, pool_hosts, record_format_problem, requests_of
+from ..policy.placement import (MALFORMED, Snapshot, cluster_usage, doubt_changes, malformed_reason, pool_hosts,
+                                record_format_problem, requests_of)
 from ..state.store import DcmStore
 
 LOG = logging.getLogger("dcm-master")
@@ -126,8 +127,8 @@ def reconcile(snap: Snapshot, lost: set) -> list:
         record = snap.clusters[name]
         try:
             cluster_usage(record)
-        except _MALFORMED as exc:
-            decisions.append(_doubt(name, exc))
+        except MALFORMED as exc:
+            decisions.append(Decision(name, "doubt", malformed_reason(name, exc)))
             continue
         clusters[name] = record
         problem = record_format_problem(record)
@@ -138,23 +139,14 @@ def reconcile(snap: Snapshot, lost: set) -> list:
         record = clusters[name]
         try:
             decision = _reconcile_one(name, record, snap, clusters, lost)
-        except _MALFORMED as exc:
-            decisions.append(_doubt(name, exc))
+        except MALFORMED as exc:
+            decisions.append(Decision(name, "doubt", malformed_reason(name, exc)))
             continue
         if decision is not None:
             decisions.append(decision)
             if decision.kind == "move":
                 clusters[name] = dict(record, placement=decision.placement)
     return decisions
-
-
-# what a record of the wrong shape raises when its fields are read
-_MALFORMED = (DcmError, KeyError, TypeError, ValueError, AttributeError)
-
-
-def _doubt(name: str, exc: Exception) -> Decision:
-    why = str(exc) if isinstance(exc, DcmError) else f"{type(exc).__name__}: {exc}"
-    return Decision(name, "doubt", f"cluster record {name} cannot be understood ({why})")
 
 
 def _reconcile_one(name: str, record: dict, snap: Snapshot, clusters: dict, lost: set) -> Decision | None:
@@ -279,7 +271,7 @@ class Master:
         for record in snap.clusters.values():
             try:
                 placed.update(host for _node, host in naming.placed_nodes(record) if host)
-            except _MALFORMED:
+            except MALFORMED:
                 continue  # a record of the wrong shape: reconcile says so and leaves it as it is
         absent = placed - set(snap.hosts)
         self.missing_since = {host: self.missing_since.get(host, now) for host in absent}
@@ -323,15 +315,14 @@ class Master:
     def _say_doubts(self, doubts: dict, present: set) -> None:
         """An event (and a log line) when a record comes into doubt, changes why, is understood again, or is
         deleted (``present``: the clusters that have a record)."""
-        for name in sorted(doubts):
-            if self.doubts.get(name) != doubts[name]:
-                self.events.record("record-in-doubt", f"{doubts[name]}; the DCM master leaves cluster {name} as it "
-                                   "is (no repair) until the record is understood again", cluster=name)
-        for name in sorted(set(self.doubts) - set(doubts)):
-            if name in present:
-                self.events.record("record-understood", f"cluster record {name} is understood again", cluster=name)
-            else:
-                self.events.record("record-gone", f"cluster record {name} was deleted", cluster=name)
+        new, understood, gone = doubt_changes(self.doubts, doubts, present)
+        for name, why in new.items():
+            self.events.record("record-in-doubt", f"{why}; the DCM master leaves cluster {name} as it is (no repair) "
+                               "until the record is understood again", cluster=name)
+        for name in understood:
+            self.events.record("record-understood", f"cluster record {name} is understood again", cluster=name)
+        for name in gone:
+            self.events.record("record-gone", f"cluster record {name} was deleted", cluster=name)
         self.doubts = doubts
 
     def _announce(self, decision: Decision) -> None:

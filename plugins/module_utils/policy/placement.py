@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..core.errors import DcmError
 from ..core.naming import container_name, placed_nodes
 from ..core.units import parse_cpus, parse_memory
 from ..spec.model import canonical_json, node_requests, spec_hash
@@ -221,6 +222,25 @@ def record_format_problem(record: dict) -> str:
         return (f"has format {found}, newer than the {RECORD_FORMAT} this DCM understands (written by a newer "
                 "DCM?): upgrade the agents and the masters with site.yml")
     return ""
+
+
+# What reading a cluster record of the wrong shape raises (a field missing, or of another type).
+MALFORMED = (DcmError, KeyError, TypeError, ValueError, AttributeError)
+
+
+def malformed_reason(name: str, exc: Exception) -> str:
+    """Why cluster record ``name`` cannot be acted on, from what reading it raised (one of :data:`MALFORMED`)."""
+    why = str(exc) if isinstance(exc, DcmError) else f"{type(exc).__name__}: {exc}"
+    return f"cluster record {name} cannot be understood ({why})"
+
+
+def doubt_changes(before: dict, now: dict, present: set) -> tuple:
+    """What changed in the clusters in doubt (``{cluster: why}``) between two passes of a loop:
+    ``(new, understood, gone)``: those that came into doubt or changed why (``{cluster: why}``), and
+    the names of those that left it with a record (``present``) or without one (deleted)."""
+    new = {name: why for name, why in sorted(now.items()) if before.get(name) != why}
+    left = sorted(set(before) - set(now))
+    return new, [name for name in left if name in present], [name for name in left if name not in present]
 
 
 def cluster_record(
