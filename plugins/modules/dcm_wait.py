@@ -46,6 +46,12 @@ options:
         so a wait that ends also means the gateway serves the cluster.
     type: bool
     default: true
+  generation:
+    description:
+      - The generation the waiting run reserved or found (M(dcspark.dcm.dcm_cluster)'s result). When the record
+        is gone while the run waits, the wait then fails saying the cluster was undeployed meanwhile (a concurrent
+        undeploy won), not that it was never deployed.
+    type: int
   timeout:
     description: Seconds to wait in all.
     type: int
@@ -95,7 +101,8 @@ from ansible_collections.dcspark.dcm.plugins.module_utils.ops.wait import observ
 
 
 def look(m: DcmModule) -> None:
-    m.result.update(observe(m.store(), m.params["cluster"], m.params["alive"], cafile=m.params.get("etcd_ca_cert")))
+    m.result.update(observe(m.store(), m.params["cluster"], m.params["alive"], cafile=m.params.get("etcd_ca_cert"),
+                            generation=m.params.get("generation")))
 
 
 def main() -> None:
@@ -104,6 +111,7 @@ def main() -> None:
         argument_spec={
             "cluster": {"type": "str", "required": True},
             "alive": {"type": "bool", "default": True},
+            "generation": {"type": "int"},
             "timeout": {"type": "int", "default": 900},
             "poll": {"type": "float", "default": 1.0},
         },

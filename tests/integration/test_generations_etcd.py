@@ -175,6 +175,21 @@ def test_a_rolling_step_that_never_gets_healthy_fails_and_stays_put(pool):
     assert json.loads(client.get(keys.cluster_key("face")).value)["rollout"]["done"] == ["worker-1"]
 
 
+def test_a_rollout_whose_cluster_is_undeployed_meanwhile_says_so(pool):
+    client = pool.client
+    deploy(pool, "a", workers=2)
+    run_module("dcm_cluster", {"spec": raw_spec("face", workers=2), "images": build("b"), **pool.module_args()})
+    args = {"name": "face", "batch": 1, "step_timeout": 60, "poll": 0.2, **pool.module_args()}
+    # worker-1 never gets healthy, so the rollout waits on its first step while an undeploy lands
+    remover = threading.Timer(3, lambda: DcmStore(client).remove_cluster("face"))
+    remover.start()
+    gone = run_module("dcm_rollout", args)
+    remover.join()
+    assert gone.get("failed") is True, gone
+    assert "cluster face was undeployed during this rollout" in gone["msg"], gone["msg"]
+    assert client.get(keys.cluster_key("face")) is None
+
+
 def test_undeploy_keeps_the_generations_and_a_redeploy_goes_on_from_them(pool):
     client = pool.client
     deploy(pool, "a")

@@ -31,6 +31,7 @@ PLAYBOOK = """
     - name: Wait until face runs
       dcspark.dcm.dcm_wait:
         cluster: face
+        generation: "{{ wait_generation | default(omit) }}"
         timeout: "{{ wait_timeout }}"
         poll: 0.2
         etcd_endpoints: "{{ etcd.etcd_endpoints }}"
@@ -101,11 +102,12 @@ def report(store: DcmStore, record: dict, lease: int, master: Master, running: s
         store.put_status(host, "face", node, json.dumps(value), lease)
 
 
-def wait(clean_etcd, tmp_path, timeout: int = 30):
+def wait(clean_etcd, tmp_path, timeout: int = 30, **extra):
     out = tmp_path / "waited.json"
     playbook = tmp_path / "wait.yml"
     playbook.write_text(PLAYBOOK)
-    proc = run_playbook(str(playbook), {"etcd": clean_etcd.module_args(), "out": str(out), "wait_timeout": timeout})
+    proc = run_playbook(str(playbook), {"etcd": clean_etcd.module_args(), "out": str(out), "wait_timeout": timeout,
+                                        **extra})
     return proc, (json.loads(out.read_text()) if out.exists() else None)
 
 
@@ -160,3 +162,29 @@ def test_a_timeout_names_the_nodes_still_missing(clean_etcd, face, tmp_path):
     assert proc.returncode != 0
     said = " ".join(proc.stdout.split())
     assert "cluster face did not come up within 2 s" in said and "worker-2 on a: created" in said, said[-2000:]
+
+
+def test_a_record_removed_during_the_wait_is_said_as_undeployed_meanwhile(clean_etcd, face, tmp_path):
+    """A deploy that waits while a concurrent undeploy removes the cluster fails, saying so (not "never deployed")."""
+    store, lease, record, master = face
+    report(store, record, lease, master, {"master"})
+    playbook = tmp_path / "wait.yml"
+    playbook.write_text(PLAYBOOK)
+    extra = json.dumps({"etcd": clean_etcd.module_args(), "out": str(tmp_path / "waited.json"), "wait_timeout": 60,
+                        "wait_generation": record["generation"]})
+    proc = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), str(playbook), "-e", extra], cwd=REPO, text=True,
+                            env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = []
+    for line in proc.stdout:
+        output.append(line)
+        if line.strip().startswith("face: 1/4 nodes running"):  # the wait has seen the record: undeploy now
+            store.remove_cluster("face")
+    assert proc.wait(timeout=60) != 0, "".join(output)
+    said = " ".join("".join(output).split())
+    assert "face: 1/4 nodes running" in said, said[-2000:]
+    assert (f"cluster face was undeployed while this run waited for its generation {record['generation']}"
+            in said), said[-2000:]
+    # without the generation (a wait for a cluster nobody deployed), the message says it has no record
+    proc, _waited = wait(clean_etcd, tmp_path, timeout=5)
+    assert proc.returncode != 0 and "cluster face has no record in etcd" in " ".join(proc.stdout.split())

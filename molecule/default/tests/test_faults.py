@@ -370,9 +370,19 @@ def test_ten_concurrent_deploy_and_undeploy_runs_leave_a_consistent_pool(pool, f
     seconds = time.monotonic() - started
     done.set()
     watcher.join(5)
+    # A deploy whose cluster an undeploy removed after the deploy's reservation (while it rolled or waited)
+    # lost the race and must say so; any other failure, and any failed undeploy, is a fault.
     # molecule's ansible.cfg sends a failed task's message to stderr: keep the end of both
-    failed = [(" ".join(args), r.stdout[-1500:], r.stderr[-1500:]) for args, r in zip(runs, results)
-              if r.returncode != 0]
+    lost, failed = [], []
+    for args, r in zip(runs, results):
+        if r.returncode == 0:
+            continue
+        said = r.stdout + r.stderr
+        if args[0] == "deploy_cluster.yml" and ("was undeployed while this run waited" in said
+                                                or "was undeployed during this rollout" in said):
+            lost.append(" ".join(args))
+        else:
+            failed.append((" ".join(args), r.stdout[-1500:], r.stderr[-1500:]))
     assert not overcommits, overcommits[:3]
     # Whatever order they landed in, each cluster is either deployed and whole, or gone entirely.
     for cluster, workers in ((FACE, 3), (VIDEO, 2)):
@@ -381,9 +391,10 @@ def test_ten_concurrent_deploy_and_undeploy_runs_leave_a_consistent_pool(pool, f
         else:
             wait_for(f"no {cluster} container left", lambda c=cluster: not any(
                 pool.containers(h, c) for h in pool.names), timeout=120, step=2)
-    report(capsys, "ten_concurrent_runs", seconds, None, failed=len(failed),
+    report(capsys, "ten_concurrent_runs", seconds, None, failed=len(failed), lost_to_an_undeploy=len(lost),
            deployed=sorted(c for c in (FACE, VIDEO) if faults.record(c)))
-    # every run finished on its own terms: deploys of a fitting spec and undeploys succeed
+    # every run finished on its own terms: undeploys succeed, deploys of a fitting spec succeed unless an
+    # undeploy removed their cluster after them (which they said)
     assert not failed, failed
     # and the pool can still be driven to a known state
     run_ok(pool, "undeploy_cluster.yml", "-e", f"cluster={VIDEO}")

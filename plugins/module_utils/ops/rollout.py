@@ -46,7 +46,9 @@ def roll(store: DcmStore, name: str, batch: int, step_timeout: float, poll: floa
     while True:
         record, revision = store.read_cluster(name)
         if record is None:
-            raise DcmError(f"cluster {name} has no record in etcd (removed during the rollout?)")
+            raise DcmError(f"cluster {name} was undeployed during this rollout (its record left etcd, e.g. by an "
+                           "undeploy_cluster.yml that landed after this run's reservation): nothing of it runs now; "
+                           "deploy it again to run it")
         result["generation"] = record.get("generation")
         if not record.get("rollout"):
             return changed

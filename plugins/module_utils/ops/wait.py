@@ -51,12 +51,20 @@ def alive_workers(ui: str | None, timeout: float = 5.0, hosts: set | None = None
                if worker.get("state") == "ALIVE" and (hosts is None or worker.get("host") in hosts))
 
 
-def observe(store: DcmStore, cluster: str, alive: bool = True, cafile: str | None = None) -> dict:
+def observe(store: DcmStore, cluster: str, alive: bool = True, cafile: str | None = None,
+            generation: int | None = None) -> dict:
     """``{clusters: [view], alive, progress, done, degraded, waiting}`` of ``cluster`` now.
+
+    ``generation`` is the one the waiting run made or found: a record missing then was removed under the
+    run (an undeploy that landed after it), which the error says, instead of "never deployed".
 
     The workers ALIVE are counted on the master's UI through the pool's gateway, with the cluster's own
     credentials (so a deploy also waits until the gateway serves it), else on a UI the spec published."""
     snap = store.snapshot()
+    if cluster not in snap.clusters and generation:
+        raise DcmError(f"cluster {cluster} was undeployed while this run waited for its generation {generation} "
+                       "(its record left etcd, e.g. by an undeploy_cluster.yml that landed after this run's "
+                       "reservation): nothing of it runs now; deploy it again to run it")
     if cluster not in snap.clusters:
         raise DcmError(f"cluster {cluster} has no record in etcd (deployed clusters: "
                        f"{', '.join(sorted(snap.clusters)) or 'none'})")
