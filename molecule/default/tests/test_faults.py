@@ -382,7 +382,9 @@ def test_ten_concurrent_deploy_and_undeploy_runs_leave_a_consistent_pool(pool, f
                                                 or "was undeployed during this rollout" in said):
             lost.append(" ".join(args))
         else:
-            failed.append((" ".join(args), r.stdout[-1500:], r.stderr[-1500:]))
+            # the failing task's message first: CI's summary shows only the start of an assertion
+            why = [line.strip() for line in said.splitlines() if "msg:" in line or "fatal:" in line][:4]
+            failed.append((" ".join(args), why, r.stdout[-1500:], r.stderr[-1500:]))
     assert not overcommits, overcommits[:3]
     # Whatever order they landed in, each cluster is either deployed and whole, or gone entirely.
     for cluster, workers in ((FACE, 3), (VIDEO, 2)):
