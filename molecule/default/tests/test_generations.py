@@ -14,10 +14,12 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import threading
 import time
 
 import pytest
-from test_clusters import AS_PULLER, FACE, REPO, Pool, history_apps, playbook
+from test_clusters import AS_PULLER, FACE, REPO, Pool, history_apps, playbook, playbook_process
 
 STATE: dict = {}  # what each step learned, for the steps after it
 KEEP_2 = ("-e", "dcm_generations_keep=2")
@@ -151,11 +153,32 @@ def test_a_rollback_returns_to_the_old_versions_with_the_same_name_and_endpoints
     assert set(apps) <= set(listed), (apps, listed)
 
 
-def test_a_refresh_of_an_unchanged_spec_builds_new_digests(pool):
+def test_a_refresh_of_an_unchanged_spec_builds_new_digests(pool, capsys):
+    """A refresh rebuilds every step and pushes new digests. gc.yml is started while it builds: the
+    registry's garbage collection waits until the pushes end (it would delete the blobs of a push in
+    progress and restart the registry under it), and the images pushed then pull and run."""
     # all at once: the rolling change has its own tests above, this one is about the new digests
-    run = playbook(pool.inventory, "deploy_cluster.yml", "-e", "spec=face.json", "-e", "refresh=true",
-                   "-e", "dcm_rollout_strategy=all-at-once")
+    deploy = playbook_process(pool.inventory, "deploy_cluster.yml", "-e", "spec=face.json", "-e", "refresh=true",
+                              "-e", "dcm_rollout_strategy=all-at-once")
+    collections: list = []
+    collector = None
+    out = []
+    for line in deploy.stdout:  # read on while gc.yml runs, so the deploy never blocks on its output
+        out.append(line)
+        if collector is None and "Build step 1 of 2" in line:
+            collector = threading.Thread(target=lambda: collections.append(
+                playbook(pool.inventory, "gc.yml", "-e", "gc_images=false", "-e", "gc_containers=false")))
+            collector.start()
+    run = subprocess.CompletedProcess(deploy.args, deploy.wait(timeout=600), "".join(out), deploy.stderr.read())
     ok(run, "refresh deploy")
+    assert collector is not None, "the refresh built nothing: " + run.stdout[-3000:]
+    collector.join(timeout=1200)
+    ok(collections[0], "gc.yml during the refresh's build")
+    said = " ".join(collections[0].stdout.split())
+    waited = re.search(r"waited ([0-9.]+) s for: build of face, tag ", said)
+    assert waited, "the registry's garbage collection did not wait for the build's pushes: " + said[-3000:]
+    with capsys.disabled():
+        print(f"\nREGISTRY LOCK gc.yml started during the refresh's build waited {waited.group(1)} s for its pushes")
     versions(run)
     record = pool.cluster(FACE)
     STATE["refresh"] = record["generation"]

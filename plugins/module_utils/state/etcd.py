@@ -271,6 +271,10 @@ class EtcdClient:
     def lease_revoke(self, lease: int) -> None:
         self.call("lease/revoke", {"ID": str(lease)})
 
+    def lease_ttl(self, lease: int) -> int:
+        """Seconds ``lease`` has left; -1 when it is gone (expired or revoked)."""
+        return int(self.call("lease/timetolive", {"ID": str(lease)}).get("TTL", -1))
+
     def status(self) -> dict:
         return self.call("maintenance/status", {})
 

@@ -7,6 +7,8 @@
                              host first, so etcd can let an agent write its own reports and no other's)
 ``/dcm/generations/<name>/<N>`` one retained generation of a cluster (spec, images, placement, who, when)
 ``/dcm/registry/prune/<name>/<N>`` images of a generation no longer retained, for the registry to delete
+``/dcm/registry/lock/shared/<lease>`` one build pushing to the registry (on its own lease)
+``/dcm/registry/lock/exclusive`` the registry's garbage collection, running or waiting for the pushes to end
 ``/dcm/leader``              the DCM master in charge (on its lease)
 ``/dcm/events/<writer>/<time>`` what the masters and agents did (each writer keeps its newest): an
                              agent writes under ``agent-<host>``, a master under ``master-<name>``
@@ -27,6 +29,8 @@ LEADER = PREFIX + "leader"
 EVENTS = PREFIX + "events/"
 GENERATIONS = PREFIX + "generations/"
 REGISTRY_PRUNE = PREFIX + "registry/prune/"
+REGISTRY_LOCK_SHARED = PREFIX + "registry/lock/shared/"
+REGISTRY_LOCK_EXCLUSIVE = PREFIX + "registry/lock/exclusive"
 JOBS = PREFIX + "jobs/"
 IMAGES = PREFIX + "images/"
 SECRETS = PREFIX + "secrets/"
@@ -118,6 +122,11 @@ def gateway_key(cluster: str) -> str:
 
 def prune_key(cluster: str, generation: int) -> str:
     return f"{REGISTRY_PRUNE}{cluster}/{int(generation):010d}"
+
+
+def registry_shared_key(lease: int) -> str:
+    """The key of one build's shared hold on the registry, named by the lease it lives on."""
+    return f"{REGISTRY_LOCK_SHARED}{int(lease):x}"
 
 
 def name_from_key(prefix: str, key: str) -> str:

@@ -472,6 +472,40 @@ class DcmStore:
         ok, _responses, _rev = self.client.txn([cmp_mod_revision(key, mod_revision)], [op_delete(key)])
         return ok
 
+    # -- the registry's lock (builds push shared, the garbage collection runs exclusive) -----------
+    def take_registry_lock(self, exclusive: bool, holder: dict, lease: int) -> dict | None:
+        """One try at the registry's lock on ``lease``: None when taken, else who holds it exclusively.
+
+        Shared and exclusive alike are refused while the exclusive key exists, atomically; the exclusive
+        taker then waits for the shared holders to go (:func:`..ops.registry_lock.hold`), and no new
+        shared holder can come meanwhile."""
+        key = keys.REGISTRY_LOCK_EXCLUSIVE if exclusive else keys.registry_shared_key(lease)
+        ok, _responses, _rev = self.client.txn([cmp_absent(keys.REGISTRY_LOCK_EXCLUSIVE)],
+                                               [op_put(key, canonical_json(holder), lease=lease)])
+        if ok:
+            return None
+        current = self.client.get(keys.REGISTRY_LOCK_EXCLUSIVE)
+        return self._lock_holder(current) if current is not None else {}
+
+    def registry_lock_holders(self) -> dict:
+        """``{"exclusive": holder or None, "shared": [holder, ...]}``, each with its ``lease``."""
+        current = self.client.get(keys.REGISTRY_LOCK_EXCLUSIVE)
+        kvs, _rev = self.client.get_prefix(keys.REGISTRY_LOCK_SHARED)
+        return {"exclusive": self._lock_holder(current) if current is not None else None,
+                "shared": [self._lock_holder(kv) for kv in kvs]}
+
+    def lease_ttl(self, lease: int) -> int:
+        """Seconds ``lease`` has left (-1: it is gone)."""
+        return self.client.lease_ttl(lease)
+
+    @staticmethod
+    def _lock_holder(kv) -> dict:
+        try:
+            holder = load(kv)
+        except StoreError:  # not DCM's: named by its key, still in the way
+            holder = {"purpose": f"an unreadable value at {kv.key}"}
+        return dict(holder, lease=kv.lease)
+
     # -- jobs ------------------------------------------------------------------------------------
     def put_job(self, job: dict, keep: int = 50) -> None:
         """Write the record of one job of ``job["cluster"]`` (its start, then its end), keeping the newest ``keep``.
