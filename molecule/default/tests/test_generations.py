@@ -167,7 +167,7 @@ def test_a_refresh_of_an_unchanged_spec_builds_new_digests(pool, capsys):
         out.append(line)
         if collector is None and "Build step 1 of 2" in line:
             collector = threading.Thread(target=lambda: collections.append(
-                playbook(pool.inventory, "gc.yml", "-e", "gc_images=false", "-e", "gc_containers=false")))
+                playbook(pool.inventory, "gc.yml", "-e", "gc_images=false")))
             collector.start()
     run = subprocess.CompletedProcess(deploy.args, deploy.wait(timeout=600), "".join(out), deploy.stderr.read())
     ok(run, "refresh deploy")
