@@ -68,3 +68,13 @@ class CorruptRecord(StoreError):
 
 class ReservationConflict(StoreError):
     """The allocations changed between read and commit (retry: re-read and re-plan)."""
+
+
+class UndeployedMeanwhile(DcmError):
+    """A cluster's record left etcd while a run moved or waited for it: an undeploy landed after the run's
+    reservation and won (``during`` says what the run was doing)."""
+
+    def __init__(self, cluster: str, during: str) -> None:
+        super().__init__(f"cluster {cluster} was undeployed {during} (its record left etcd, e.g. by an "
+                         "undeploy_cluster.yml that landed after this run's reservation): nothing of it runs now; "
+                         "deploy it again to run it")

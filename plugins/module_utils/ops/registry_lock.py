@@ -44,8 +44,7 @@ def describe(holder: dict, ttl: int | None = None) -> str:
 
 
 def hold(store: DcmStore, exclusive: bool, holder: dict, ttl: int, timeout: float, poll: float = 2.0,
-         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-         waiting: Callable[[str], None] | None = None) -> dict:
+         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Take the lock (``exclusive`` or shared) for ``holder`` on a new lease of ``ttl`` seconds.
 
     Returns ``{"lease", "waited", "waited_for"}`` (seconds, and what was in the way, once each). Raises
@@ -60,8 +59,6 @@ def hold(store: DcmStore, exclusive: bool, holder: dict, ttl: int, timeout: floa
             said = describe(one)
             if said not in seen:
                 seen.append(said)
-                if waiting:
-                    waiting(said)
         if clock() >= deadline:
             in_the_way = "; ".join(describe(one, store.lease_ttl(one["lease"]) if one.get("lease") else None)
                                    for one in holders)

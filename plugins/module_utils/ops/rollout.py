@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from ..core.errors import DcmError
+from ..core.errors import DcmError, UndeployedMeanwhile
 from ..policy.rollout import advance, moved_ready, next_batch
 from ..state.store import DcmStore
 
@@ -46,9 +46,7 @@ def roll(store: DcmStore, name: str, batch: int, step_timeout: float, poll: floa
     while True:
         record, revision = store.read_cluster(name)
         if record is None:
-            raise DcmError(f"cluster {name} was undeployed during this rollout (its record left etcd, e.g. by an "
-                           "undeploy_cluster.yml that landed after this run's reservation): nothing of it runs now; "
-                           "deploy it again to run it")
+            raise UndeployedMeanwhile(name, "during this rollout")
         result["generation"] = record.get("generation")
         if not record.get("rollout"):
             return changed

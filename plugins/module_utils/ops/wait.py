@@ -13,7 +13,7 @@ import json
 import ssl
 import urllib.parse
 
-from ..core.errors import DcmError
+from ..core.errors import DcmError, UndeployedMeanwhile
 from ..policy.views import pool_view
 from ..state.store import DcmStore
 
@@ -62,9 +62,7 @@ def observe(store: DcmStore, cluster: str, alive: bool = True, cafile: str | Non
     credentials (so a deploy also waits until the gateway serves it), else on a UI the spec published."""
     snap = store.snapshot()
     if cluster not in snap.clusters and generation:
-        raise DcmError(f"cluster {cluster} was undeployed while this run waited for its generation {generation} "
-                       "(its record left etcd, e.g. by an undeploy_cluster.yml that landed after this run's "
-                       "reservation): nothing of it runs now; deploy it again to run it")
+        raise UndeployedMeanwhile(cluster, f"while this run waited for its generation {generation}")
     if cluster not in snap.clusters:
         raise DcmError(f"cluster {cluster} has no record in etcd (deployed clusters: "
                        f"{', '.join(sorted(snap.clusters)) or 'none'})")
